@@ -1,0 +1,166 @@
+r"""Numba kernels for the linear-model MSE loss and gradient (seeds 000 and 004).
+
+With A (N, D), targets Y (N, K), weights W (D, K) and residuals
+``r_ik = y_ik - sum_l a_il w_lk``::
+
+    loss     = scale * sum_i sum_k r_ik**2
+    g_jk     = -2 * scale * sum_i a_ij r_ik            (seed 000: dW = -(2/N) A^T (Y - A W))
+
+with ``scale = 1/(N K)`` for the mean and 1 for the sum.
+
+One fused pass over the rows of A: each row's residual is formed and at once
+accumulated into the gradient partial of its row block.  The rows are split into
+a fixed number of blocks that depends only on N (``row_blocks``), so the result
+is bitwise identical for every thread count; the block partials are combined in
+block order.  Extra memory is O(D K blocks), never O(N); A is read once.
+
+Preconditions (the caller's duty, done by ``fastgrad._validate.mse_inputs``):
+A is C-contiguous float32/float64 of shape (N, D); Y is C-contiguous
+float32/float64 of shape (N, K); WT is C-contiguous float64 of shape (K, D)
+(the weights transposed); ``out`` is a writeable (D, K) array.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .._config import MAX_ROW_BLOCKS, MIN_ROWS_PER_BLOCK, NUMBA_FLAGS, NUMBA_PARALLEL_FLAGS
+
+__all__ = [
+    "row_blocks",
+    "mse_block",
+    "mse_partials",
+    "mse_partials_parallel",
+    "mse_combine",
+    "mse_loss_grad",
+    "mse_loss_grad_parallel",
+]
+
+# Rows are processed in groups of GROUP when D is large enough that the
+# gradient partial no longer fits in registers: g is then loaded and stored once
+# per GROUP rows instead of once per row.
+GROUP = 4
+GROUP_MIN_D = 128
+
+
+@njit(**NUMBA_FLAGS)
+def row_blocks(N):
+    """Rows per block of the fixed partition of N rows (depends on N only)."""
+    rows = (N + MAX_ROW_BLOCKS - 1) // MAX_ROW_BLOCKS
+    return max(rows, MIN_ROWS_PER_BLOCK)
+
+
+@njit(**NUMBA_FLAGS)
+def mse_block(A, Y, WT, start, stop, G):
+    r"""Accumulate one row block: ``G[k, j] += sum_i a_ij r_ik``; return ``sum_ik r_ik**2``.
+
+    ``r_ik = y_ik - sum_j a_ij w_jk`` for ``start <= i < stop``.  G is (K, D)
+    float64, the block's partial of the (un-scaled, sign-flipped) gradient.
+    """
+    D = A.shape[1]
+    K = Y.shape[1]
+    sq = 0.0
+    i = start
+    if D >= GROUP_MIN_D:
+        # GROUP rows at a time: each g_kj is loaded and stored once per group.
+        while i + GROUP <= stop:
+            for k in range(K):
+                s0 = 0.0
+                s1 = 0.0
+                s2 = 0.0
+                s3 = 0.0
+                for j in range(D):
+                    w_jk = WT[k, j]
+                    s0 += A[i, j] * w_jk
+                    s1 += A[i + 1, j] * w_jk
+                    s2 += A[i + 2, j] * w_jk
+                    s3 += A[i + 3, j] * w_jk
+                r0 = Y[i, k] - s0
+                r1 = Y[i + 1, k] - s1
+                r2 = Y[i + 2, k] - s2
+                r3 = Y[i + 3, k] - s3
+                sq += (r0 * r0 + r1 * r1) + (r2 * r2 + r3 * r3)
+                for j in range(D):
+                    G[k, j] += (A[i, j] * r0 + A[i + 1, j] * r1) + (A[i + 2, j] * r2 + A[i + 3, j] * r3)
+            i += GROUP
+    while i < stop:
+        for k in range(K):
+            s = 0.0
+            for j in range(D):
+                s += A[i, j] * WT[k, j]
+            r_ik = Y[i, k] - s
+            sq += r_ik * r_ik
+            for j in range(D):
+                G[k, j] += A[i, j] * r_ik
+        i += 1
+    return sq
+
+
+@njit(**NUMBA_FLAGS)
+def mse_partials(A, Y, WT, G, SQ):
+    """Serial: fill block partials ``G[b]`` (K, D) and ``SQ[b]`` for every row block b."""
+    N = A.shape[0]
+    rows = row_blocks(N)
+    for b in range(G.shape[0]):
+        start = b * rows
+        SQ[b] = mse_block(A, Y, WT, start, min(start + rows, N), G[b])
+
+
+@njit(**NUMBA_PARALLEL_FLAGS)
+def mse_partials_parallel(A, Y, WT, G, SQ):
+    """Parallel over row blocks: same partials as :func:`mse_partials`, bit for bit."""
+    N = A.shape[0]
+    rows = row_blocks(N)
+    for b in prange(G.shape[0]):
+        start = b * rows
+        SQ[b] = mse_block(A, Y, WT, start, min(start + rows, N), G[b])
+
+
+@njit(**NUMBA_FLAGS)
+def mse_combine(G, SQ, scale, out):
+    r"""Combine block partials in block order: ``out[j, k] = -2 scale sum_b G[b, k, j]``.
+
+    Returns ``loss = scale * sum_b SQ[b]``.  ``out`` is (D, K).
+    """
+    nb, K, D = G.shape
+    sq = 0.0
+    for b in range(nb):
+        sq += SQ[b]
+    for k in range(K):
+        for j in range(D):
+            acc = 0.0
+            for b in range(nb):
+                acc += G[b, k, j]
+            out[j, k] = -2.0 * scale * acc
+    return scale * sq
+
+
+@njit(**NUMBA_FLAGS)
+def _n_blocks(N):
+    rows = row_blocks(N)
+    return (N + rows - 1) // rows
+
+
+@njit(**NUMBA_FLAGS)
+def mse_loss_grad(A, Y, WT, scale, out):
+    r"""Serial fused MSE loss and gradient; writes ``out`` (D, K), returns the loss.
+
+    ``g_jk = -2 scale sum_i a_ij (y_ik - sum_l a_il w_lk)``.
+    Callable from a user's ``@njit`` code (validated inputs, see module docstring).
+    """
+    nb = _n_blocks(A.shape[0])
+    G = np.zeros((nb, Y.shape[1], A.shape[1]))
+    SQ = np.zeros(nb)
+    mse_partials(A, Y, WT, G, SQ)
+    return mse_combine(G, SQ, scale, out)
+
+
+@njit(**NUMBA_FLAGS)
+def mse_loss_grad_parallel(A, Y, WT, scale, out):
+    """As :func:`mse_loss_grad`, the row blocks spread over Numba's threads."""
+    nb = _n_blocks(A.shape[0])
+    G = np.zeros((nb, Y.shape[1], A.shape[1]))
+    SQ = np.zeros(nb)
+    mse_partials_parallel(A, Y, WT, G, SQ)
+    return mse_combine(G, SQ, scale, out)

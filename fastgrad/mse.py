@@ -1,0 +1,235 @@
+r"""Linear-model mean squared error: loss and gradient (seeds 000 and 004).
+
+With A of shape (N, D), weights w of shape (D,) or (D, K) and targets y of
+shape (N,) or (N, K), the residual is ``r = y - A w`` and
+
+* ``mse_loss``  = (1/(N K)) sum_ik r_ik^2     (``reduction='sum'``: sum_ik r_ik^2)
+* ``mse_grad``  : g_jk = -(2/(N K)) sum_i a_ij (y_ik - sum_l a_il w_lk)
+  (seed 000: dW = -(2/N) A^T (Y - A W)), an array shaped like w.
+
+All three functions share one fused kernel: a single pass over the rows of A.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _config, _validate, reference
+
+__all__ = ["mse_loss", "mse_grad", "mse_loss_and_grad", "MSEObjective"]
+
+
+def _dispatch(v: _validate.MSEInputs, backend: str | None) -> tuple[float, np.ndarray]:
+    """Run the fused kernel of the selected backend; return (loss, grad (D, K) float)."""
+    name = _config.resolve_backend(backend)
+    A, Y, WT = v.A, v.Y, v.WT
+    N, D = A.shape
+    K = Y.shape[1]
+    if name == "numba":
+        from ._numba import mse as nb
+
+        out = np.empty((D, K), dtype=v.dtype)
+        if N * D * K < _config.PARALLEL_MIN_WORK:
+            loss = nb.mse_loss_grad(A, Y, WT, v.scale, out)
+        else:
+            _config.numba_threads()
+            with _config.parallel_guard():
+                loss = nb.mse_loss_grad_parallel(A, Y, WT, v.scale, out)
+        return loss, out
+    if name == "cython":
+        from ._cython import mse as cy
+
+        n_threads = 1 if N * D * K < _config.PARALLEL_MIN_WORK else _config.get_num_threads()
+        rows = max(-(-N // _config.MAX_ROW_BLOCKS), _config.MIN_ROWS_PER_BLOCK)
+        loss, out = cy.loss_grad(A, Y, WT, v.scale, rows, n_threads)
+        return loss, out
+    loss, out = reference.mse_loss_grad(A, Y, WT, v.scale)
+    return loss, out
+
+
+def _finish(grad: np.ndarray, v: _validate.MSEInputs, out: np.ndarray | None) -> np.ndarray:
+    grad = grad.reshape(v.w_shape)
+    if out is None:
+        return grad.astype(v.dtype, copy=False)
+    out[...] = grad
+    return out
+
+
+def mse_loss_and_grad(
+    A: Any,
+    y: Any,
+    w: Any,
+    *,
+    reduction: str = "mean",
+    out: np.ndarray | None = None,
+    check_finite: bool = False,
+    backend: str | None = None,
+) -> tuple[float, np.ndarray]:
+    r"""Loss and gradient of the linear-model MSE from one fused pass over A.
+
+    Parameters
+    ----------
+    A : array_like of shape (N, D)
+        Inputs; any strides or order (a C-contiguous copy is made only if A is
+        not C-contiguous), never written.
+    y : array_like of shape (N,) or (N, K)
+        Targets, 1-D when w is 1-D, 2-D when w is 2-D.
+    w : array_like of shape (D,) or (D, K)
+        Weights.
+    reduction : {'mean', 'sum'}
+        ``'mean'`` divides by N*K, ``'sum'`` does not.
+    out : ndarray, optional
+        Array shaped like w, of the result dtype, to write the gradient into.
+    check_finite : bool
+        Raise ``ValueError`` if any input holds NaN or Inf (otherwise they
+        propagate into the result).
+    backend : {'numba', 'cython', 'numpy'}, optional
+        Overrides the current backend (see ``fastgrad.use_backend``).
+
+    Returns
+    -------
+    loss : float
+        ``(1/(N K)) sum_ik r_ik^2`` with ``r = y - A w`` (or the sum).
+    grad : ndarray shaped like w
+        ``g_jk = -(2/(N K)) sum_i a_ij r_ik``; float32 only when A, y and w all are.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgrad
+    >>> A = np.array([[1., 2.], [3., 4.]]); y = np.array([1., 2.]); w = np.zeros(2)
+    >>> loss, g = fastgrad.mse_loss_and_grad(A, y, w)
+    >>> loss, g.tolist()
+    (2.5, [-7.0, -10.0])
+    """
+    v = _validate.mse_inputs(A, y, w, reduction, check_finite)
+    if out is not None:
+        _validate.check_out(out, v.w_shape, v.dtype)
+    loss, grad = _dispatch(v, backend)
+    return float(loss), _finish(grad, v, out)
+
+
+def mse_grad(
+    A: Any,
+    y: Any,
+    w: Any,
+    *,
+    reduction: str = "mean",
+    out: np.ndarray | None = None,
+    check_finite: bool = False,
+    backend: str | None = None,
+) -> np.ndarray:
+    r"""Gradient of the linear-model MSE wrt w: ``g_jk = -(2/(N K)) sum_i a_ij (y_ik - sum_l a_il w_lk)``.
+
+    Seed 000's ``dW = -(2/N) A^T (Y - A W)``, computed in one fused pass over the
+    rows of A (each row's residual is accumulated into the gradient at once;
+    extra memory O(D K), never O(N)).  Parameters as :func:`mse_loss_and_grad`.
+
+    Returns
+    -------
+    ndarray shaped like w (``out`` if given).
+
+    Examples
+    --------
+    >>> import numpy as np, fastgrad
+    >>> A = np.array([[1., 2.], [3., 4.]]); y = np.array([1., 2.])
+    >>> fastgrad.mse_grad(A, y, np.zeros(2)).tolist()
+    [-7.0, -10.0]
+    """
+    return mse_loss_and_grad(
+        A, y, w, reduction=reduction, out=out, check_finite=check_finite, backend=backend
+    )[1]
+
+
+def mse_loss(
+    A: Any,
+    y: Any,
+    w: Any,
+    *,
+    reduction: str = "mean",
+    check_finite: bool = False,
+    backend: str | None = None,
+) -> float:
+    r"""Linear-model MSE: ``(1/(N K)) sum_ik (y_ik - sum_j a_ij w_jk)^2`` (or the sum).
+
+    Parameters as :func:`mse_loss_and_grad`.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgrad
+    >>> fastgrad.mse_loss([[1., 2.], [3., 4.]], [1., 2.], [0., 0.])
+    2.5
+    """
+    return mse_loss_and_grad(A, y, w, reduction=reduction, check_finite=check_finite, backend=backend)[0]
+
+
+class MSEObjective:
+    """The MSE of a fixed linear least-squares problem as a function of w.
+
+    Methods take w first, so that
+    ``scipy.optimize.minimize(obj.loss_and_grad, w0, jac=True)`` works as-is;
+    w may arrive flattened (scipy ravels it) and is reshaped to (D,) or (D, K).
+
+    Parameters
+    ----------
+    A : array_like of shape (N, D)
+    y : array_like of shape (N,) or (N, K)
+    reduction : {'mean', 'sum'}
+    backend : str, optional
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.optimize, fastgrad
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.normal(size=(50, 3)); y = A @ [1., -2., 3.]
+    >>> obj = fastgrad.MSEObjective(A, y)
+    >>> res = scipy.optimize.minimize(obj.loss_and_grad, np.zeros(3), jac=True)
+    >>> np.round(res.x, 6).tolist()
+    [1.0, -2.0, 3.0]
+    """
+
+    def __init__(self, A: Any, y: Any, *, reduction: str = "mean", backend: str | None = None):
+        A = _validate.as_real(A, "A")
+        y = _validate.as_real(y, "y")
+        _validate.check_ndim(A, "A", (2,), "2-D (N, D)")
+        _validate.check_ndim(y, "y", (1, 2), "1-D (N,) or 2-D (N, K)")
+        if y.shape[0] != A.shape[0]:
+            raise ValueError(f"A has {A.shape[0]} rows but y has {y.shape[0]} (A {A.shape}, y {y.shape})")
+        _validate.check_choice(reduction, "reduction", ("mean", "sum"))
+        if backend is not None:
+            _config.resolve_backend(backend)
+        self.A = _validate.as_contiguous(A)
+        self.y = _validate.as_contiguous(y)
+        self.reduction = reduction
+        self.backend = backend
+        D = A.shape[1]
+        self.w_shape: tuple[int, ...] = (D,) if y.ndim == 1 else (D, y.shape[1])
+
+    def _w(self, w: Any) -> np.ndarray:
+        w = _validate.as_real(w, "w")
+        if w.size != int(np.prod(self.w_shape)):
+            raise ValueError(f"w has {w.size} elements but the problem has weights of shape {self.w_shape}")
+        return w.reshape(self.w_shape)
+
+    def _ret(self, grad: np.ndarray, w_in: Any) -> np.ndarray:
+        return grad.reshape(np.shape(w_in)) if np.ndim(w_in) == 1 else grad
+
+    def loss(self, w: Any) -> float:
+        """The loss at w."""
+        return mse_loss(self.A, self.y, self._w(w), reduction=self.reduction, backend=self.backend)
+
+    def grad(self, w: Any) -> np.ndarray:
+        """The gradient at w, in the shape w was given in."""
+        g = mse_grad(self.A, self.y, self._w(w), reduction=self.reduction, backend=self.backend)
+        return self._ret(g, w)
+
+    def loss_and_grad(self, w: Any) -> tuple[float, np.ndarray]:
+        """``(loss, grad)`` at w from one pass, grad in the shape w was given in."""
+        loss, g = mse_loss_and_grad(self.A, self.y, self._w(w), reduction=self.reduction, backend=self.backend)
+        return loss, self._ret(g, w)
+
+    __call__ = loss
+
+    def __repr__(self) -> str:
+        return f"MSEObjective(A: {self.A.shape}, y: {self.y.shape}, reduction={self.reduction!r})"
