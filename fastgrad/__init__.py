@@ -15,6 +15,12 @@ from ._config import (
 )
 from .mse import MSEObjective, mse_grad, mse_loss, mse_loss_and_grad
 
+# --- numerical differentiation (numdiff.py) ---
+
+# --- Kronecker/vec Jacobians and identities (kron.py, identities.py) ---
+
+# --- neural-network gradients and training (nn.py, train.py) ---
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -30,4 +36,7 @@ __all__ = [
     "mse_grad",
     "mse_loss_and_grad",
     "MSEObjective",
+    # --- numerical differentiation names ---
+    # --- Kronecker/vec Jacobians and identities names ---
+    # --- neural-network gradients and training names ---
 ]

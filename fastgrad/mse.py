@@ -233,3 +233,24 @@ class MSEObjective:
 
     def __repr__(self) -> str:
         return f"MSEObjective(A: {self.A.shape}, y: {self.y.shape}, reduction={self.reduction!r})"
+
+
+def _self_checks():
+    """Cases for ``fastgrad check``: (name, fn(backend, rng) -> [(result, reference), ...])."""
+
+    def case(N, D, K, dtype, reduction):
+        def fn(backend, rng):
+            A = rng.standard_normal((N, D)).astype(dtype)
+            w = rng.standard_normal((D, K) if K else D).astype(dtype)
+            y = rng.standard_normal((N, K) if K else N).astype(dtype)
+            loss, g = mse_loss_and_grad(A, y, w, reduction=reduction, backend=backend)
+            rloss, rg = mse_loss_and_grad(A, y, w, reduction=reduction, backend="numpy")
+            return [(loss, rloss), (g, rg)]
+
+        return fn
+
+    return [
+        ("mse_loss_and_grad (100, 3) f64", case(100, 3, 0, np.float64, "mean")),
+        ("mse_loss_and_grad (5000, 40, K=3) f64 sum", case(5000, 40, 3, np.float64, "sum")),
+        ("mse_loss_and_grad (3000, 130) f32", case(3000, 130, 0, np.float32, "mean")),
+    ]

@@ -1,0 +1,14 @@
+"""Benchmarks of the MSE kernels: ``pytest benchmarks/bench_mse.py --benchmark-enable``."""
+
+import pytest
+from _harness import agree_params, bench_params, run_agreement, run_benchmark
+
+
+@pytest.mark.parametrize("case,contender", bench_params("mse"))
+def test_bench(benchmark, case, contender):
+    run_benchmark(benchmark, case, contender)
+
+
+@pytest.mark.parametrize("case", agree_params("mse"))
+def test_agree(case):
+    run_agreement(case)
