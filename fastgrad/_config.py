@@ -8,7 +8,7 @@ Backend selection, in order of precedence:
 1. the ``backend=`` keyword of a call;
 2. ``with fastgrad.use_backend(name):`` (context-local);
 3. ``fastgrad.set_backend(name)`` (process-wide);
-4. the environment variable ``FASTGRAD_BACKEND``;
+4. the environment variable ``FASTGRAD_BACKEND`` (read once, at the first call);
 5. ``'numba'``.
 
 Threads: ``set_num_threads(n)`` / ``get_num_threads()`` govern both the Numba
@@ -54,7 +54,7 @@ class BackendUnavailableError(RuntimeError):
 # ---------------------------------------------------------------------------
 # Compile flags: every @njit in fastgrad takes its options from here.
 # fastmath allows re-association and FMA contraction (so reductions vectorise)
-# but never 'nnan'/'ninf': NaN and Inf in the data must propagate.
+# but never the no-NaN/no-Inf flags: NaN and Inf in the data must propagate.
 FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
 NUMBA_FLAGS = {"cache": True, "nogil": True, "fastmath": set(FASTMATH), "error_model": "numpy"}
 NUMBA_PARALLEL_FLAGS = dict(NUMBA_FLAGS, parallel=True)
@@ -116,13 +116,19 @@ def _check_name(name: object) -> str:
     return name
 
 
+_usable: set[str] = set()  # fast path: backends already known to be available
+
+
 def _require(name: str) -> str:
+    if name in _usable:
+        return name
     name = _check_name(name)
     why = _reason(name)
     if why is not None:
         raise BackendUnavailableError(
             f"backend {name!r} is not available ({why}); {_BUILD_HINT.get(name, '')}".rstrip("; ")
         )
+    _usable.add(name)
     return name
 
 
@@ -178,10 +184,19 @@ def resolve_backend(backend: str | None) -> str:
         return name
     if _global_backend is not None:
         return _global_backend
-    env = os.environ.get("FASTGRAD_BACKEND")
-    if env:
-        return _require(env.strip().lower())
-    return _require(_DEFAULT_BACKEND)
+    return _default_backend()
+
+
+_env_default: str | None = None
+
+
+def _default_backend() -> str:
+    """``FASTGRAD_BACKEND`` (read once, at the first call) if set, else 'numba'."""
+    global _env_default
+    if _env_default is None:
+        env = os.environ.get("FASTGRAD_BACKEND", "").strip().lower()
+        _env_default = _require(env) if env else _require(_DEFAULT_BACKEND)
+    return _env_default
 
 
 # ---------------------------------------------------------------------------

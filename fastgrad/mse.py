@@ -21,17 +21,32 @@ from . import _config, _validate, reference
 __all__ = ["mse_loss", "mse_grad", "mse_loss_and_grad", "MSEObjective"]
 
 
+_kernels: dict[str, Any] = {}
+
+
+def _kernel_module(name: str) -> Any:
+    """The kernel module of a compiled backend, imported once."""
+    mod = _kernels.get(name)
+    if mod is None:
+        if name == "numba":
+            from ._numba import mse as mod
+        else:
+            from ._cython import mse as mod
+        _kernels[name] = mod
+    return mod
+
+
 def _dispatch(v: _validate.MSEInputs, backend: str | None) -> tuple[float, np.ndarray]:
-    """Run the fused kernel of the selected backend; return (loss, grad (D, K) float)."""
+    """Run the fused kernel of the selected backend; return (loss, grad (D, K))."""
     name = _config.resolve_backend(backend)
     A, Y, WT = v.A, v.Y, v.WT
     N, D = A.shape
     K = Y.shape[1]
+    small = N * D * K < _config.PARALLEL_MIN_WORK
     if name == "numba":
-        from ._numba import mse as nb
-
+        nb = _kernel_module(name)
         out = np.empty((D, K), dtype=v.dtype)
-        if N * D * K < _config.PARALLEL_MIN_WORK:
+        if small:
             loss = nb.mse_loss_grad(A, Y, WT, v.scale, out)
         else:
             _config.numba_threads()
@@ -39,20 +54,17 @@ def _dispatch(v: _validate.MSEInputs, backend: str | None) -> tuple[float, np.nd
                 loss = nb.mse_loss_grad_parallel(A, Y, WT, v.scale, out)
         return loss, out
     if name == "cython":
-        from ._cython import mse as cy
-
-        n_threads = 1 if N * D * K < _config.PARALLEL_MIN_WORK else _config.get_num_threads()
+        n_threads = 1 if small else _config.get_num_threads()
         rows = max(-(-N // _config.MAX_ROW_BLOCKS), _config.MIN_ROWS_PER_BLOCK)
-        loss, out = cy.loss_grad(A, Y, WT, v.scale, rows, n_threads)
-        return loss, out
-    loss, out = reference.mse_loss_grad(A, Y, WT, v.scale)
-    return loss, out
+        return _kernel_module(name).loss_grad(A, Y, WT, v.scale, rows, n_threads)
+    return reference.mse_loss_grad(A, Y, WT, v.scale)
 
 
 def _finish(grad: np.ndarray, v: _validate.MSEInputs, out: np.ndarray | None) -> np.ndarray:
+    """The (D, K) kernel result shaped like w, in the result dtype (into ``out`` if given)."""
     grad = grad.reshape(v.w_shape)
     if out is None:
-        return grad.astype(v.dtype, copy=False)
+        return grad if grad.dtype == v.dtype else grad.astype(v.dtype)
     out[...] = grad
     return out
 
@@ -108,6 +120,7 @@ def mse_loss_and_grad(
         _validate.check_out(out, v.w_shape, v.dtype)
     loss, grad = _dispatch(v, backend)
     return float(loss), _finish(grad, v, out)
+
 
 
 def mse_grad(

@@ -1,0 +1,67 @@
+"""The command line: ``fastgrad info``, ``fastgrad check`` (and ``python -m fastgrad``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastgrad
+from fastgrad import cli
+
+
+def test_info(capsys):
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    for key in ("fastgrad", "numpy", "numba", "cython build", "backends", "threads", "cpu", "blas",
+                "numba cache dir"):
+        assert any(line.startswith(key) for line in out.splitlines()), key
+    assert fastgrad.__version__ in out
+
+
+def test_check_passes_and_covers_every_backend(capsys):
+    assert cli.main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "all passed" in out
+    for backend in fastgrad.available_backends():
+        assert f"  {backend}  " in out
+    assert "mse_loss_and_grad" in out
+
+
+def test_check_fails_on_a_mismatch(capsys, monkeypatch):
+    import fastgrad.mse as m
+
+    def broken():
+        return [("broken kernel", lambda backend, rng: [(np.ones(3), np.zeros(3))])]
+
+    monkeypatch.setattr(m, "_self_checks", broken)
+    assert cli.main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH" in out and "FAILED" in out
+
+
+def test_check_reports_a_crashing_kernel(capsys, monkeypatch):
+    import fastgrad.mse as m
+
+    def crash(backend, rng):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(m, "_self_checks", lambda: [("crashing kernel", crash)])
+    assert cli.main(["check"]) == 1
+    assert "ERROR RuntimeError: boom" in capsys.readouterr().out
+
+
+def test_usage_errors(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["frobnicate"])
+    assert exc.value.code == 2
+
+
+def test_python_dash_m_is_the_console_script():
+    r = subprocess.run([sys.executable, "-m", "fastgrad", "--version"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == f"fastgrad {fastgrad.__version__}"
