@@ -2,6 +2,7 @@
 
     fastgrad info     versions, backends, threads, CPU, BLAS, Numba cache dir
     fastgrad check    every kernel of every backend against the numpy reference
+    fastgrad bench    the benchmark comparisons of SPEC section 8, as a ratio table
 """
 
 from __future__ import annotations
@@ -127,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("info", help="versions, backends, threads, CPU, BLAS, Numba cache dir")
     c = sub.add_parser("check", help="check every kernel of every backend against numpy")
     c.add_argument("--seed", type=int, default=0)
+    b = sub.add_parser("bench", help="time fastgrad against numpy/scipy and the bandwidth floors")
+    b.add_argument("--quick", action="store_true", help="only the quick cases (under a minute)")
+    b.add_argument("--kernel", metavar="NAME", help="only this kernel (e.g. mse_grad)")
+    b.add_argument("--json", metavar="FILE", help="write the medians and ratios as JSON")
+    b.add_argument("--plot", metavar="FILE", help="write a bar chart PNG (needs matplotlib)")
+    b.add_argument("--rounds", type=int, help="interleaved timing rounds (default 5 quick, 15 full)")
     return p
 
 
@@ -136,6 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return info()
     if args.command == "check":
         return check(args.seed)
+    if args.command == "bench":
+        from ._bench import runner
+
+        return runner.main(quick=args.quick, kernel=args.kernel, json_path=args.json,
+                           plot_path=args.plot, rounds=args.rounds)
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects others
 
 

@@ -1,0 +1,142 @@
+"""``fastgrad bench``: time every registered case in-process and report ratios.
+
+Each case's contenders are timed interleaved (round-robin), so slow drifts of a
+noisy machine hit every contender alike; the figure kept is the median over
+rounds of the per-call time.  Ratios, never absolute times, are what the table
+and the regression guard compare.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import Case, all_cases
+from .report import Row, format_table, rows_from_medians
+
+
+def _calibrate(fn: Callable[[], Any], target_s: float) -> int:
+    """Calls per measurement so that one measurement lasts about ``target_s``."""
+    t0 = time.perf_counter()
+    fn()
+    dt = time.perf_counter() - t0
+    return max(1, min(10_000, int(target_s / max(dt, 1e-7))))
+
+
+def time_case(case: Case, rounds: int, target_s: float) -> dict:
+    """Medians (seconds per call) of every contender of ``case``, interleaved over ``rounds``."""
+    data = case.setup()
+    fns = {c.name: (c.role, c.make(data)) for c in case.contenders}
+    if case.check is not None:  # the contenders must compute the same thing
+        case.check(data, {n: f() for n, (role, f) in fns.items() if role != "floor"})
+    for _, f in fns.values():  # warm-up (and JIT compilation) outside the timing
+        f()
+    number = {n: _calibrate(f, target_s) for n, (_, f) in fns.items()}
+    samples: dict[str, list[float]] = {n: [] for n in fns}
+    for _ in range(rounds):
+        for n, (_, f) in fns.items():
+            k = number[n]
+            t0 = time.perf_counter()
+            for _ in range(k):
+                f()
+            samples[n].append((time.perf_counter() - t0) / k)
+    del data
+    gc.collect()
+    med = {n: (fns[n][0], sorted(s)[len(s) // 2]) for n, s in samples.items()}
+    return {"kernel": case.kernel, "label": case.label, "targets": case.targets,
+            "target_of": case.target_of, "medians": med}
+
+
+def _progress(total: int):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, file=sys.stderr, unit="case", desc="fastgrad bench", leave=False)
+
+
+def run(cases: Sequence[Case], rounds: int, target_s: float) -> list[dict]:
+    bar = _progress(len(cases))
+    groups = []
+    for i, case in enumerate(cases):
+        if bar is not None:
+            bar.set_postfix_str(case.group)
+        else:
+            print(f"[{i + 1}/{len(cases)}] {case.group}", file=sys.stderr, flush=True)
+        groups.append(time_case(case, rounds, target_s))
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return groups
+
+
+def machine() -> dict:
+    import numba
+    import numpy as np
+
+    from .. import __version__, _config
+
+    return {"fastgrad": __version__, "numpy": np.__version__, "numba": numba.__version__,
+            "python": platform.python_version(), "threads": _config.get_num_threads(),
+            "machine": platform.machine(), "backends": _config.available_backends()}
+
+
+def write_json(path: str, groups: list[dict], rows: list[Row], quick: bool) -> None:
+    doc = {"machine": machine(), "quick": quick, "groups": groups,
+           "rows": [{"key": r.key, "kernel": r.kernel, "label": r.label, "contender": r.contender,
+                     "versus": r.versus, "role": r.role, "ratio": r.ratio, "target": r.target,
+                     "ok": r.ok, "fastgrad_ms": r.fastgrad_ms, "versus_ms": r.versus_ms} for r in rows]}
+    with open(path, "w") as fh:
+        json.dump(doc, fh, indent=1)
+
+
+def plot(path: str, rows: list[Row]) -> None:
+    """Bar chart of the speed-ups (and floor ratios) to ``path`` (needs matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("--plot needs matplotlib: pip install 'fastgrad[plot]'") from exc
+    shown = [r for r in rows if r.role == "baseline" and r.contender == "fastgrad-numba"] or rows
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(shown) + 1.5))
+    labels = [f"{r.kernel} {r.label} vs {r.versus}" for r in shown]
+    ax.barh(range(len(shown)), [r.ratio for r in shown], color="tab:blue")
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_yticks(range(len(shown)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("speed-up of fastgrad (Numba) over the contender (×, log scale)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(quick: bool = False, kernel: str | None = None, json_path: str | None = None,
+         plot_path: str | None = None, rounds: int | None = None) -> int:
+    cases = all_cases(kernel=kernel, quick=quick)
+    if not cases:
+        known = sorted({c.kernel for c in all_cases()})
+        print(f"no benchmark case for kernel {kernel!r}; known kernels: {', '.join(known)}", file=sys.stderr)
+        return 2
+    rounds = rounds or (5 if quick else 15)
+    groups = run(cases, rounds=rounds, target_s=0.01 if quick else 0.05)
+    rows = rows_from_medians(groups)
+    print(format_table(rows))
+    missed = [r for r in rows if r.ok is False]
+    print(f"\n{len(rows)} comparisons, {len(missed)} below target "
+          f"({'quick' if quick else 'full'} run, {rounds} interleaved rounds, medians)")
+    if json_path:
+        write_json(json_path, groups, rows, quick)
+        print(f"wrote {json_path}")
+    if plot_path:
+        plot(plot_path, rows)
+        print(f"wrote {plot_path}")
+    return 0
