@@ -47,10 +47,9 @@ def as_real(x: Any, name: str) -> np.ndarray:
 
     Raises ``TypeError`` for complex, object, string and other non-real data.
     """
-    arr = np.asarray(x)
-    char = arr.dtype.char
-    if char in _NATIVE:
-        return arr
+    arr = x if type(x) is np.ndarray else np.asarray(x)
+    if arr.dtype.char in _NATIVE:
+        return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
     kind = arr.dtype.kind
     if kind in "biuf":
         return arr.astype(np.float64)
@@ -64,12 +63,16 @@ def as_contiguous(arr: np.ndarray) -> np.ndarray:
     return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
 
 
+_F64 = np.dtype(np.float64)
+_F32 = np.dtype(np.float32)
+
+
 def result_dtype(*arrays: np.ndarray) -> np.dtype:
     """float32 when every array is float32, else float64."""
     for a in arrays:
         if a.dtype.char != "f":
-            return np.dtype(np.float64)
-    return np.dtype(np.float32)
+            return _F64
+    return _F32
 
 
 def check_ndim(arr: np.ndarray, name: str, ndims: Sequence[int], what: str) -> None:
@@ -152,7 +155,20 @@ _REDUCTIONS = ("mean", "sum")
 
 def mse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool = False) -> MSEInputs:
     """Validate ``(A, y, w)`` for the MSE functions; see :class:`MSEInputs`."""
-    check_choice(reduction, "reduction", _REDUCTIONS)
+    if (
+        # Fast path, no copies, for the commonest call: C-contiguous float64
+        # ndarrays A (N, D), y (N,), w (D,), reduction 'mean' (tiny calls must
+        # cost no more than the numpy expression).
+        type(A) is np.ndarray and type(y) is np.ndarray and type(w) is np.ndarray
+        and A.dtype is _F64 and y.dtype is _F64 and w.dtype is _F64
+        and A.ndim == 2 and y.ndim == 1 and w.ndim == 1 and reduction == "mean" and not check_finite_
+        and A.flags.c_contiguous and y.flags.c_contiguous and w.flags.c_contiguous
+    ):
+        N, D = A.shape
+        if N and y.shape[0] == N and w.shape[0] == D:
+            return MSEInputs(A, y.reshape(N, 1), w.reshape(1, D), w.shape, _F64, 1.0 / N)
+    if reduction not in _REDUCTIONS:
+        check_choice(reduction, "reduction", _REDUCTIONS)
     A = as_real(A, "A")
     y = as_real(y, "y")
     w = as_real(w, "w")
@@ -177,9 +193,206 @@ def mse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool = Fal
         check_finite(A=A, y=y, w=w)
     dtype = result_dtype(A, y, w)
     Y = as_contiguous(y.reshape(N, K) if y.ndim == 1 else y)
-    if w.ndim == 1:
-        WT = np.array(w, dtype=np.float64, order="C").reshape(1, D)
-    else:
-        WT = np.array(w.T, dtype=np.float64, order="C")
+    WT = w.reshape(1, D).astype(np.float64) if w.ndim == 1 else np.array(w.T, dtype=np.float64, order="C")
     scale = 1.0 / (N * K) if reduction == "mean" else 1.0
     return MSEInputs(as_contiguous(A), Y, WT, w.shape, dtype, scale)
+
+
+# ---------------------------------------------------------------------------
+# Kronecker/vec Jacobians and identities (kron.py, identities.py).
+
+
+def as_matrix(x: Any, name: str, *, allow_1d: bool = False) -> np.ndarray:
+    """``x`` as a real 2-D array (a 1-D one as a (1, n) row when ``allow_1d``); ``ValueError`` otherwise."""
+    arr = as_real(x, name)
+    if allow_1d:
+        check_ndim(arr, name, (1, 2), "1-D or 2-D")
+        return arr.reshape(1, -1) if arr.ndim == 1 else arr
+    check_ndim(arr, name, (2,), "2-D")
+    return arr
+
+
+def check_square(arr: np.ndarray, name: str) -> None:
+    """Raise ``ValueError`` unless ``arr`` is a square 2-D matrix."""
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"{name} must be a square matrix, got shape {arr.shape}")
+
+
+def check_chain(mats: Sequence[np.ndarray], names: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming both shapes unless the matrices can be multiplied in order."""
+    for t in range(len(mats) - 1):
+        a, na, b, nb = mats[t], names[t], mats[t + 1], names[t + 1]
+        if a.shape[1] != b.shape[0]:
+            raise ValueError(f"{na} has {a.shape[1]} columns but {nb} has {b.shape[0]} rows "
+                             f"({na} {a.shape}, {nb} {b.shape})")
+
+
+# ---------------------------------------------------------------------------
+# Neural-network gradients and training (nn.py, train.py).
+# Row-major batches (seed 001): X (N, D), W (D, C), b (C,), Z = X W + b.
+
+NN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")  # codes 0..3 in the kernels
+NN_LOSSES = ("mse", "softmax_cross_entropy")
+
+
+def _nn_array(x: Any, name: str, ndim: int, what: str) -> np.ndarray:
+    arr = as_real(x, name)
+    check_ndim(arr, name, (ndim,), what)
+    return arr
+
+
+def _nn_cast(dtype: np.dtype, *arrays: np.ndarray) -> list[np.ndarray]:
+    """The arrays in ``dtype`` (no copy when they already are; order kept)."""
+    return [a if a.dtype == dtype else a.astype(dtype) for a in arrays]
+
+
+def _check_layer(X: np.ndarray, W: np.ndarray, xname: str, wname: str) -> None:
+    if X.shape[1] != W.shape[0]:
+        raise ValueError(f"{xname} has {X.shape[1]} columns but {wname} has {W.shape[0]} rows "
+                         f"({xname} {X.shape}, {wname} {W.shape})")
+
+
+def _check_bias(b: np.ndarray, W: np.ndarray, bname: str, wname: str) -> None:
+    if b.shape[0] != W.shape[1]:
+        raise ValueError(f"{bname} has {b.shape[0]} entries but {wname} has {W.shape[1]} columns "
+                         f"({bname} {b.shape}, {wname} {W.shape})")
+
+
+def _check_rows(X: np.ndarray, name: str) -> None:
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} has 0 rows (shape {X.shape}): the mean over an empty sample axis "
+                         "is undefined")
+
+
+class DenseInputs(NamedTuple):
+    """Validated inputs of ``dense_forward``/``dense_backward``: arrays of one dtype, any layout.
+
+    X : (N, D); W : (D, C); b : (C,) or None; dZ : (N, C) or None; dtype : the result dtype.
+    """
+
+    X: np.ndarray
+    W: np.ndarray
+    b: np.ndarray | None
+    dZ: np.ndarray | None
+    dtype: np.dtype
+
+
+def dense_inputs(X: Any, W: Any, b: Any = None, dZ: Any = None, *, check_finite_: bool = False,
+                 need_b: bool = False, need_dZ: bool = False) -> DenseInputs:
+    """Validate a dense layer's ``(X, W[, b][, dZ])``; errors name both shapes."""
+    X = _nn_array(X, "X", 2, "2-D (N, D)")
+    W = _nn_array(W, "W", 2, "2-D (D, C)")
+    _check_layer(X, W, "X", "W")
+    arrays = [X, W]
+    if need_b:
+        b = _nn_array(b, "b", 1, "1-D (C,)")
+        _check_bias(b, W, "b", "W")
+        arrays.append(b)
+    if need_dZ:
+        dZ = _nn_array(dZ, "dZ", 2, "2-D (N, C)")
+        want = (X.shape[0], W.shape[1])
+        if dZ.shape != want:
+            raise ValueError(f"dZ has shape {dZ.shape} but Z = X W has shape {want} "
+                             f"(X {X.shape}, W {W.shape})")
+        arrays.append(dZ)
+    if check_finite_:
+        check_finite(X=X, W=W, b=b if need_b else None, dZ=dZ if need_dZ else None)
+    dtype = result_dtype(*arrays)
+    arrays = _nn_cast(dtype, *arrays)
+    X, W = arrays[0], arrays[1]
+    b = arrays[2] if need_b else None
+    dZ = arrays[-1] if need_dZ else None
+    return DenseInputs(X, W, b, dZ, dtype)
+
+
+class MLP2Inputs(NamedTuple):
+    """Validated inputs of ``mlp2_loss_and_grad``.
+
+    X (N, D), W1 (D, H), b1 (H,), W2 (H, C), b2 (C,): one dtype (``dtype``), C-contiguous.
+    Y: (N, C) targets of that dtype, C-contiguous, or (N,) intp labels in [0, C)
+    when ``labels`` is True.  ``act``: activation code (index in NN_ACTIVATIONS);
+    ``loss``: the loss name.
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    W1: np.ndarray
+    b1: np.ndarray
+    W2: np.ndarray
+    b2: np.ndarray
+    act: int
+    loss: str
+    labels: bool
+    dtype: np.dtype
+
+
+def check_labels(y: Any, N: int, C: int, name: str = "Y") -> np.ndarray:
+    """Integer class labels (N,) in [0, C) as intp; ``ValueError`` naming the first bad label."""
+    arr = np.asarray(y)
+    if arr.dtype.kind == "c" or arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} labels must be integers, got dtype {arr.dtype}")
+    if arr.shape[0] != N:
+        raise ValueError(f"X has {N} rows but {name} has {arr.shape[0]} labels (Y {arr.shape})")
+    if arr.dtype.kind == "f":
+        bad = np.flatnonzero(~(np.isfinite(arr) & (arr == np.round(arr))))
+        if bad.size:
+            raise ValueError(f"{name} labels must be integers: label {float(arr[bad[0]])!r} at index "
+                             f"{bad[0]} is not")
+    bad = np.flatnonzero((arr < 0) | (arr >= C))
+    if bad.size:
+        raise ValueError(f"{name} has label {int(arr[bad[0]])} at index {bad[0]}, outside [0, {C}) "
+                         f"for {C} classes")
+    return np.ascontiguousarray(arr, dtype=np.intp)
+
+
+def mlp2_inputs(X: Any, Y: Any, W1: Any, b1: Any, W2: Any, b2: Any, activation: str, loss: str,
+                check_finite_: bool = False) -> MLP2Inputs:
+    """Validate the inputs of the 2-layer MLP loss; see :class:`MLP2Inputs`."""
+    check_choice(activation, "activation", NN_ACTIVATIONS)
+    check_choice(loss, "loss", NN_LOSSES)
+    X = _nn_array(X, "X", 2, "2-D (N, D)")
+    W1 = _nn_array(W1, "W1", 2, "2-D (D, H)")
+    b1 = _nn_array(b1, "b1", 1, "1-D (H,)")
+    W2 = _nn_array(W2, "W2", 2, "2-D (H, C)")
+    b2 = _nn_array(b2, "b2", 1, "1-D (C,)")
+    _check_layer(X, W1, "X", "W1")
+    _check_bias(b1, W1, "b1", "W1")
+    if W1.shape[1] != W2.shape[0]:
+        raise ValueError(f"W1 has {W1.shape[1]} columns but W2 has {W2.shape[0]} rows "
+                         f"(W1 {W1.shape}, W2 {W2.shape})")
+    _check_bias(b2, W2, "b2", "W2")
+    _check_rows(X, "X")
+    N, C = X.shape[0], W2.shape[1]
+    if C == 0:
+        raise ValueError(f"W2 has 0 columns (shape {W2.shape}): the loss over zero outputs is undefined")
+    Yarr = np.asarray(Y)
+    labels = loss == "softmax_cross_entropy" and Yarr.ndim == 1
+    if labels:
+        Yv = check_labels(Yarr, N, C)
+        floats = [X, W1, b1, W2, b2]
+    else:
+        Yv = as_real(Yarr, "Y")
+        if loss == "mse" and Yv.ndim == 1 and C == 1 and Yv.shape[0] == N:
+            Yv = Yv.reshape(N, 1)
+        if Yv.shape != (N, C):
+            what = "one-hot Y" if loss == "softmax_cross_entropy" else "Y"
+            raise ValueError(f"{what} has shape {Yv.shape} but the network's output (logits) has shape "
+                             f"{(N, C)} (X {X.shape}, W2 {W2.shape})")
+        floats = [X, W1, b1, W2, b2, Yv]
+    if check_finite_:
+        check_finite(X=X, W1=W1, b1=b1, W2=W2, b2=b2, Y=None if labels else Yv)
+    dtype = result_dtype(*floats)
+    X, W1, b1, W2, b2 = (np.ascontiguousarray(a, dtype=dtype) for a in (X, W1, b1, W2, b2))
+    if not labels:
+        Yv = np.ascontiguousarray(Yv, dtype=dtype)
+    return MLP2Inputs(X, Yv, W1, b1, W2, b2, NN_ACTIVATIONS.index(activation), loss, labels, dtype)
+
+
+def check_learning_rate(lr: Any, name: str = "lr") -> float:
+    """``lr`` as a float; ``ValueError`` unless it is a finite real number > 0."""
+    if isinstance(lr, bool) or not isinstance(lr, int | float | np.integer | np.floating):
+        raise TypeError(f"{name} must be a real number, got {type(lr).__name__}")
+    lr = float(lr)
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {lr!r}")
+    return lr

@@ -23,7 +23,10 @@ float32/float64 of shape (N, K); WT is C-contiguous float64 of shape (K, D)
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir as llir
 from numba import njit, prange
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from .._config import MAX_ROW_BLOCKS, MIN_ROWS_PER_BLOCK, NUMBA_FLAGS, NUMBA_PARALLEL_FLAGS
 
@@ -37,11 +40,15 @@ __all__ = [
     "mse_loss_grad_parallel",
 ]
 
-# Rows are processed in groups of GROUP when D is large enough that the
-# gradient partial no longer fits in registers: g is then loaded and stored once
-# per GROUP rows instead of once per row.
+# Rows are processed in groups of GROUP: each g_kj and w_jk is loaded once per
+# group instead of once per row, and each group's dot products form
+# independent reduction chains.
 GROUP = 4
-GROUP_MIN_D = 128
+# Software prefetch distance: the rows about PREFETCH_BYTES ahead of the group
+# being computed are requested from memory (streaming A from DRAM otherwise
+# stalls on the dot products; the hardware prefetcher alone runs too short).
+PREFETCH_BYTES = 8192
+CACHE_LINE = 64
 
 
 @njit(**NUMBA_FLAGS)
@@ -51,48 +58,114 @@ def row_blocks(N):
     return max(rows, MIN_ROWS_PER_BLOCK)
 
 
+@intrinsic
+def _prefetch(typingctx, A, i, t):
+    """Ask the CPU to start loading the cache line holding element ``t`` of the
+    memory that starts at ``A[i, 0]`` (t may pass the end of row i: the rows are
+    contiguous).  A hint: no effect on any result, never faults."""
+    sig = types.void(A, i, t)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], args[2]],
+                                       wraparound=False)
+        i8p = builder.bitcast(ptr, llir.IntType(8).as_pointer())
+        i32 = llir.IntType(32)
+        fnty = llir.FunctionType(llir.VoidType(), [i8p.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        builder.call(fn, [i8p, i32(0), i32(3), i32(1)])  # read, high locality, data
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @njit(**NUMBA_FLAGS)
 def mse_block(A, Y, WT, start, stop, G):
     r"""Accumulate one row block: ``G[k, j] += sum_i a_ij r_ik``; return ``sum_ik r_ik**2``.
 
     ``r_ik = y_ik - sum_j a_ij w_jk`` for ``start <= i < stop``.  G is (K, D)
     float64, the block's partial of the (un-scaled, sign-flipped) gradient.
+    Sums over j run in float64 whatever A's dtype.
     """
-    D = A.shape[1]
+    N, D = A.shape
     K = Y.shape[1]
+    line = CACHE_LINE // A.itemsize  # elements per cache line
+    ahead = GROUP + PREFETCH_BYTES // max(D * A.itemsize, 1)  # prefetch distance in rows
     sq = 0.0
     i = start
-    if D >= GROUP_MIN_D:
-        # GROUP rows at a time: each g_kj is loaded and stored once per group.
+    if K == 1:
+        # one output: w and g are plain vectors
+        w = WT[0]
+        g = G[0]
         while i + GROUP <= stop:
+            if i + ahead + GROUP <= N:
+                for t in range(0, GROUP * D, line):
+                    _prefetch(A, i + ahead, t)
+            a0 = A[i]
+            a1 = A[i + 1]
+            a2 = A[i + 2]
+            a3 = A[i + 3]
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            for j in range(D):
+                s0 += a0[j] * w[j]
+                s1 += a1[j] * w[j]
+                s2 += a2[j] * w[j]
+                s3 += a3[j] * w[j]
+            r0 = Y[i, 0] - s0
+            r1 = Y[i + 1, 0] - s1
+            r2 = Y[i + 2, 0] - s2
+            r3 = Y[i + 3, 0] - s3
+            sq += (r0 * r0 + r1 * r1) + (r2 * r2 + r3 * r3)
+            for j in range(D):
+                g[j] += (a0[j] * r0 + a1[j] * r1) + (a2[j] * r2 + a3[j] * r3)
+            i += GROUP
+    else:
+        # GROUP rows at a time: w_k and g_k are read once per group.
+        while i + GROUP <= stop:
+            if i + ahead + GROUP <= N:
+                for t in range(0, GROUP * D, line):
+                    _prefetch(A, i + ahead, t)
+            a0 = A[i]
+            a1 = A[i + 1]
+            a2 = A[i + 2]
+            a3 = A[i + 3]
             for k in range(K):
+                w_k = WT[k]
+                g_k = G[k]
                 s0 = 0.0
                 s1 = 0.0
                 s2 = 0.0
                 s3 = 0.0
                 for j in range(D):
-                    w_jk = WT[k, j]
-                    s0 += A[i, j] * w_jk
-                    s1 += A[i + 1, j] * w_jk
-                    s2 += A[i + 2, j] * w_jk
-                    s3 += A[i + 3, j] * w_jk
+                    s0 += a0[j] * w_k[j]
+                    s1 += a1[j] * w_k[j]
+                    s2 += a2[j] * w_k[j]
+                    s3 += a3[j] * w_k[j]
                 r0 = Y[i, k] - s0
                 r1 = Y[i + 1, k] - s1
                 r2 = Y[i + 2, k] - s2
                 r3 = Y[i + 3, k] - s3
                 sq += (r0 * r0 + r1 * r1) + (r2 * r2 + r3 * r3)
                 for j in range(D):
-                    G[k, j] += (A[i, j] * r0 + A[i + 1, j] * r1) + (A[i + 2, j] * r2 + A[i + 3, j] * r3)
+                    g_k[j] += (a0[j] * r0 + a1[j] * r1) + (a2[j] * r2 + a3[j] * r3)
             i += GROUP
+    # the last stop - i < GROUP rows one at a time
     while i < stop:
+        a_i = A[i]
         for k in range(K):
+            w_k = WT[k]
+            g_k = G[k]
             s = 0.0
             for j in range(D):
-                s += A[i, j] * WT[k, j]
+                s += a_i[j] * w_k[j]
             r_ik = Y[i, k] - s
             sq += r_ik * r_ik
             for j in range(D):
-                G[k, j] += A[i, j] * r_ik
+                g_k[j] += a_i[j] * r_ik
         i += 1
     return sq
 
