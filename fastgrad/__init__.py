@@ -13,13 +13,21 @@ from ._config import (
     set_num_threads,
     use_backend,
 )
+from .identities import dinv, grad_det, grad_logdet, grad_sq_norm_affine, grad_trace_AXB, jacobian_inv
+from .kron import KronOperator, jacobian_AXB, jacobian_Wx, kron, matmul_jacobian, unvec, vec
 from .mse import MSEObjective, mse_grad, mse_loss, mse_loss_and_grad
-
-# --- numerical differentiation (numdiff.py) ---
-
-# --- Kronecker/vec Jacobians and identities (kron.py, identities.py) ---
-
-# --- neural-network gradients and training (nn.py, train.py) ---
+from .nn import dense_backward, dense_forward, mlp2_loss_and_grad
+from .numdiff import (
+    GradcheckResult,
+    GradientMismatchError,
+    approx_fprime,
+    check_grad,
+    gradcheck,
+    mse_numgrad,
+    numgrad,
+    numjac,
+)
+from .train import FitResult, fit_linear
 
 __version__ = "0.1.0"
 
@@ -36,7 +44,33 @@ __all__ = [
     "mse_grad",
     "mse_loss_and_grad",
     "MSEObjective",
-    # --- numerical differentiation names ---
-    # --- Kronecker/vec Jacobians and identities names ---
-    # --- neural-network gradients and training names ---
+    # numerical differentiation
+    "numgrad",
+    "numjac",
+    "mse_numgrad",
+    "approx_fprime",
+    "check_grad",
+    "gradcheck",
+    "GradcheckResult",
+    "GradientMismatchError",
+    # Kronecker/vec Jacobians and identities
+    "kron",
+    "vec",
+    "unvec",
+    "jacobian_Wx",
+    "jacobian_AXB",
+    "KronOperator",
+    "matmul_jacobian",
+    "grad_logdet",
+    "grad_det",
+    "grad_trace_AXB",
+    "grad_sq_norm_affine",
+    "dinv",
+    "jacobian_inv",
+    # neural-network gradients and training
+    "dense_forward",
+    "dense_backward",
+    "mlp2_loss_and_grad",
+    "fit_linear",
+    "FitResult",
 ]

@@ -38,6 +38,8 @@ __all__ = [
     "set_num_threads",
     "NUMBA_FLAGS",
     "NUMBA_PARALLEL_FLAGS",
+    "NUMBA_USER_FLAGS",
+    "NUMBA_USER_PARALLEL_FLAGS",
     "PARALLEL_MIN_WORK",
     "MAX_ROW_BLOCKS",
     "MIN_ROWS_PER_BLOCK",
@@ -58,6 +60,12 @@ class BackendUnavailableError(RuntimeError):
 FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
 NUMBA_FLAGS = {"cache": True, "nogil": True, "fastmath": set(FASTMATH), "error_model": "numpy"}
 NUMBA_PARALLEL_FLAGS = dict(NUMBA_FLAGS, parallel=True)
+# Kernels taking a user's function as an argument (numgrad/numjac over an @njit f):
+# compiled once per user function and not cached (a dispatcher argument defeats
+# Numba's cache), without fastmath so the compiled path is bitwise equal to the
+# Python path over the same f.
+NUMBA_USER_FLAGS = dict(NUMBA_FLAGS, cache=False, fastmath=False)
+NUMBA_USER_PARALLEL_FLAGS = dict(NUMBA_PARALLEL_FLAGS, cache=False, fastmath=False)
 
 # Reductions over rows use a fixed partition of the rows into blocks that depends
 # only on the data's shape, never on the thread count: bitwise-identical results

@@ -2,6 +2,7 @@
 
     fastgrad info     versions, backends, threads, CPU, BLAS, Numba cache dir
     fastgrad check    every kernel of every backend against the numpy reference
+    fastgrad demo     seed 004's gradient-descent experiment, done right
     fastgrad bench    the benchmark comparisons of SPEC section 8, as a ratio table
 """
 
@@ -128,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("info", help="versions, backends, threads, CPU, BLAS, Numba cache dir")
     c = sub.add_parser("check", help="check every kernel of every backend against numpy")
     c.add_argument("--seed", type=int, default=0)
+    from . import demo
+
+    demo.add_arguments(sub.add_parser("demo", help="seed 004's experiment done right (loss trace, PNG)"))
     b = sub.add_parser("bench", help="time fastgrad against numpy/scipy and the bandwidth floors")
     b.add_argument("--quick", action="store_true", help="only the quick cases (under a minute)")
     b.add_argument("--kernel", metavar="NAME", help="only this kernel (e.g. mse_grad)")
@@ -143,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return info()
     if args.command == "check":
         return check(args.seed)
+    if args.command == "demo":
+        from . import demo
+
+        return demo.run(args)
     if args.command == "bench":
         from ._bench import runner
 

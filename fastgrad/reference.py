@@ -24,3 +24,147 @@ def mse_loss_grad(A: np.ndarray, Y: np.ndarray, WT: np.ndarray, scale: float) ->
     loss = scale * float(np.sum(R * R))
     G = (-2.0 * scale) * (A64.T @ R)
     return loss, G
+
+
+# ---------------------------------------------------------------------------
+# Kronecker / vec Jacobians (seeds 001 and 003)
+
+
+def kron(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    r"""``A ⊗ B`` of two 2-D arrays: ``[i mB + k, j nB + l] = a_ij b_kl`` (``np.kron``)."""
+    return np.kron(A, B)
+
+
+def jacobian_wx(x: np.ndarray, n: int, order_c: bool) -> np.ndarray:
+    r"""∂(W x)/∂vec(W) for W (n, m): ``xᵀ ⊗ I_n`` (order F) or ``I_n ⊗ xᵀ`` (order C); seed 001."""
+    eye = np.eye(n, dtype=x.dtype)
+    row = x.reshape(1, -1)
+    return np.kron(eye, row) if order_c else np.kron(row, eye)
+
+
+def kron_csr(P, Q):
+    r"""CSR of ``P ⊗ Q`` for scipy.sparse factors (``scipy.sparse.kron``), sorted indices."""
+    import scipy.sparse as sp
+
+    out = sp.csr_array(sp.kron(P, Q, format="csr"))
+    out.sort_indices()
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Neural-network gradients (seeds 001 and 002): numpy, float64, BLAS products.
+
+_NN_ACTS = ("identity", "sigmoid", "tanh", "relu")
+
+
+def nn_activation(Z: np.ndarray, name: str) -> np.ndarray:
+    """``sigma(Z)`` elementwise: identity, sigmoid (scipy's overflow-safe expit), tanh, relu."""
+    from scipy.special import expit
+
+    Z = np.asarray(Z, dtype=np.float64)
+    if name == "sigmoid":
+        return expit(Z)
+    if name == "tanh":
+        return np.tanh(Z)
+    if name == "relu":
+        return np.maximum(Z, 0.0)
+    return Z.copy()
+
+
+def nn_activation_derivative(Z: np.ndarray, name: str) -> np.ndarray:
+    """``sigma'(Z)`` elementwise, from Z: 1, ``s(1-s)``, ``1 - tanh**2``, ``[Z > 0]``."""
+    from scipy.special import expit
+
+    Z = np.asarray(Z, dtype=np.float64)
+    if name == "sigmoid":
+        s = expit(Z)
+        return s * (1.0 - s)
+    if name == "tanh":
+        return 1.0 - np.tanh(Z) ** 2
+    if name == "relu":
+        return (Z > 0).astype(np.float64)
+    return np.ones_like(Z)
+
+
+def dense_forward(X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``Z = X W + b`` (b broadcast over the rows, seed 001 1d-1e), float64."""
+    return X.astype(np.float64) @ W.astype(np.float64) + b.astype(np.float64)
+
+
+def dense_backward(X: np.ndarray, W: np.ndarray, dZ: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(dX, dW, db) = (dZ W^T, X^T dZ, sum_i dZ_i)`` (seed 001, 2b), float64."""
+    X64, W64, dZ64 = (a.astype(np.float64) for a in (X, W, dZ))
+    return dZ64 @ W64.T, X64.T @ dZ64, dZ64.sum(axis=0)
+
+
+def nn_loss(Z: np.ndarray, Y: np.ndarray, loss: str, labels: bool) -> tuple[float, np.ndarray]:
+    """Loss and dL/dZ of the network output Z (N, C), torch's default normalisation.
+
+    mse: ``mean over N C of (Z - Y)**2``, ``dZ = 2 (Z - Y)/(N C)``.
+    softmax_cross_entropy: ``-(1/N) sum_ik y_ik log softmax(Z)_ik`` (labels: one-hot
+    of Y), ``dZ = (softmax(Z) sum_k y_ik - Y)/N``.
+    """
+    from scipy.special import log_softmax
+
+    Z = np.asarray(Z, dtype=np.float64)
+    N, C = Z.shape
+    if loss == "mse":
+        R = Z - Y
+        return float(np.mean(R * R)), 2.0 * R / (N * C)
+    T = np.zeros((N, C)) if labels else np.asarray(Y, dtype=np.float64)
+    if labels:
+        T[np.arange(N), Y] = 1.0
+    logp = log_softmax(Z, axis=1)
+    loss_val = float(-np.sum(T * logp) / N)
+    return loss_val, (np.exp(logp) * T.sum(axis=1, keepdims=True) - T) / N
+
+
+def mlp2_loss_grad(X, Y, W1, b1, W2, b2, activation: str, loss: str, labels: bool):
+    r"""Loss and gradients of ``L(sigma(X W1 + b1) W2 + b2, Y)`` with numpy (float64).
+
+    Backprop in batch form (seed 002 transposed): ``dZ2 = dL/dZ2``,
+    ``dW2 = A1^T dZ2``, ``db2 = sum_i dZ2_i``, ``dZ1 = (dZ2 W2^T) o sigma'(Z1)``,
+    ``dW1 = X^T dZ1``, ``db1 = sum_i dZ1_i``.
+    """
+    X, W1, b1, W2, b2 = (np.asarray(a, dtype=np.float64) for a in (X, W1, b1, W2, b2))
+    Z1 = X @ W1 + b1
+    A1 = nn_activation(Z1, activation)
+    Z2 = A1 @ W2 + b2
+    loss_val, dZ2 = nn_loss(Z2, Y, loss, labels)
+    dZ1 = (dZ2 @ W2.T) * nn_activation_derivative(Z1, activation)
+    return loss_val, (X.T @ dZ1, dZ1.sum(axis=0), A1.T @ dZ2, dZ2.sum(axis=0))
+
+
+# --- numerical differentiation (seed 004) ------------------------------------
+
+_MSE_NUMGRAD_OFFSETS = {"forward": (0.0, 1.0), "backward": (-1.0, 0.0), "central": (-1.0, 1.0),
+                        "five-point": (-2.0, -1.0, 1.0, 2.0)}
+
+
+def mse_numgrad(A: np.ndarray, Y: np.ndarray, WT: np.ndarray, HH: np.ndarray, method: str,
+                scale: float) -> np.ndarray:
+    r"""Numerical gradient of the linear-model MSE with numpy, residual reused.
+
+    ``R = Y - A W``; the loss at ``w + o h e_jk`` is
+    ``scale (sum_{k' != k} S_k' + sum_i (r_ik - o hh_kj a_ij)^2)`` with
+    ``S_k = sum_i r_ik^2``; the difference quotients of ``method`` (forward,
+    backward, central, five-point; complex: ``scale Im sum_i (r_ik - i hh a_ij)^2 / hh``)
+    give G (D, K) float64.  ``HH`` (K, D) are the representable steps.
+    """
+    A64 = A.astype(np.float64, copy=False)
+    R = Y.astype(np.float64, copy=False) - A64 @ WT.T  # (N, K)
+    S = np.sum(R * R, axis=0)
+    K = R.shape[1]
+    rest = np.array([np.sum(S[np.arange(K) != k]) for k in range(K)])  # (K,)
+    H = HH.T  # (D, K)
+    if method == "complex":
+        return scale * np.sum(-2.0 * R[:, None, :] * (A64[:, :, None] * H[None]), axis=0) / H
+    L = [scale * (rest + np.sum((R[:, None, :] - o * (A64[:, :, None] * H[None])) ** 2, axis=0))
+         for o in _MSE_NUMGRAD_OFFSETS[method]]
+    if method == "forward":
+        return (L[1] - L[0]) / H
+    if method == "backward":
+        return (L[1] - L[0]) / H
+    if method == "central":
+        return (L[1] - L[0]) / (2.0 * H)
+    return ((L[0] - L[3]) + 8.0 * (L[2] - L[1])) / (12.0 * H)

@@ -1,0 +1,152 @@
+# cython: language_level=3
+r"""Cython kernels of the MSE's numerical gradient (seed 004), ``mse_numgrad``.
+
+With ``r = y - A w`` (N, K) the loss at ``w + o h e_jk`` is really evaluated,
+reusing the residual::
+
+    L(w + o h e_jk) = scale * ( sum_{k' != k} sum_i r_ik'^2  +  sum_i (r_ik - o h a_ij)^2 )
+
+an O(N) sum per perturbation, O(N D K) for the whole gradient.  Offsets o per
+method: forward (0, 1), backward (-1, 0), central (-1, 1), five-point
+(-2, -1, 1, 2); complex: ``Im sum_i (r_ik - i h a_ij)^2 = -2 h sum_i r_ik a_ij``.
+The columns of A are split into fixed bands of COL_CHUNK (independent of the
+thread count), each band's sums formed by one thread in row order: bitwise
+identical for every thread count.  Same algorithm as fastgrad/_numba/numdiff.py.
+"""
+
+from cython.parallel cimport prange
+
+import numpy as np
+
+cdef enum:
+    FORWARD = 0
+    BACKWARD = 1
+    CENTRAL = 2
+    FIVE_POINT = 3
+    COMPLEX = 4
+    COL_CHUNK = 64
+
+
+cdef int stencil(int method, double* offs) noexcept nogil:
+    """Write the offsets o_m of ``method`` into offs[0:4]; return their number M."""
+    if method == FORWARD:
+        offs[0] = 0.0
+        offs[1] = 1.0
+        return 2
+    if method == BACKWARD:
+        offs[0] = -1.0
+        offs[1] = 0.0
+        return 2
+    if method == CENTRAL:
+        offs[0] = -1.0
+        offs[1] = 1.0
+        return 2
+    if method == FIVE_POINT:
+        offs[0] = -2.0
+        offs[1] = -1.0
+        offs[2] = 1.0
+        offs[3] = 2.0
+        return 4
+    offs[0] = 1.0
+    return 1
+
+
+cdef void mse_residual(const nd_floating_a[:, ::1] A, const nd_floating_y[:, ::1] Y,
+                       const double[:, ::1] WT, double[:, ::1] R, int n_threads) noexcept nogil:
+    """``R[i, k] = y_ik - sum_l a_il w_lk`` (float64), rows spread over the threads."""
+    cdef Py_ssize_t N = A.shape[0], D = A.shape[1], K = Y.shape[1], i, k, l
+    cdef double s
+    for i in prange(N, schedule='static', num_threads=n_threads):
+        for k in range(K):
+            s = 0.0
+            for l in range(D):
+                s = s + A[i, l] * WT[k, l]
+            R[i, k] = Y[i, k] - s
+
+
+cdef void column_band(const nd_floating_a[:, ::1] A, const double[:, ::1] R,
+                      const double[:, ::1] HH, const double* offs, int M, bint is_complex,
+                      Py_ssize_t j0, Py_ssize_t j1, double[:, :, ::1] T) noexcept nogil:
+    r"""``T[m, k, j] += sum_i (r_ik - o_m hh_kj a_ij)^2`` for j0 <= j < j1 (complex: ``-2 r hh a``)."""
+    cdef Py_ssize_t N = A.shape[0], K = R.shape[1], i, k, j
+    cdef int m
+    cdef double r_ik, o_m, t
+    for i in range(N):
+        for k in range(K):
+            r_ik = R[i, k]
+            if is_complex:
+                for j in range(j0, j1):
+                    T[0, k, j] = T[0, k, j] + (-2.0 * r_ik * (HH[k, j] * A[i, j]))
+            else:
+                for m in range(M):
+                    o_m = offs[m]
+                    for j in range(j0, j1):
+                        t = r_ik - o_m * (HH[k, j] * A[i, j])
+                        T[m, k, j] = T[m, k, j] + t * t
+
+
+cdef inline double _colsq(const double[:, ::1] R, Py_ssize_t k) noexcept nogil:
+    """``S_k = sum_i r_ik^2`` in row order."""
+    cdef Py_ssize_t i
+    cdef double s = 0.0
+    for i in range(R.shape[0]):
+        s = s + R[i, k] * R[i, k]
+    return s
+
+
+cdef void mse_numgrad_combine(const double[:, ::1] R, const double[:, :, ::1] T,
+                              const double[:, ::1] HH, int method, double scale,
+                              double[:, ::1] out) noexcept nogil:
+    """Perturbed losses ``L_m = scale (sum_{k' != k} S_k' + T[m, k, j])`` and their quotients."""
+    cdef Py_ssize_t K = R.shape[1], D = HH.shape[1], k, q, j
+    cdef double rest, L0, h, g, Lm2, Lm1, Lp1, Lp2
+    for k in range(K):
+        rest = 0.0
+        for q in range(K):
+            if q != k:
+                rest = rest + _colsq(R, q)
+        L0 = scale * (rest + _colsq(R, k))
+        for j in range(D):
+            h = HH[k, j]
+            if method == FORWARD:
+                g = (scale * (rest + T[1, k, j]) - L0) / h
+            elif method == BACKWARD:
+                g = (L0 - scale * (rest + T[0, k, j])) / h
+            elif method == CENTRAL:
+                g = (scale * (rest + T[1, k, j]) - scale * (rest + T[0, k, j])) / (2.0 * h)
+            elif method == FIVE_POINT:
+                Lm2 = scale * (rest + T[0, k, j])
+                Lm1 = scale * (rest + T[1, k, j])
+                Lp1 = scale * (rest + T[2, k, j])
+                Lp2 = scale * (rest + T[3, k, j])
+                g = ((Lm2 - Lp2) + 8.0 * (Lp1 - Lm1)) / (12.0 * h)
+            else:
+                g = scale * T[0, k, j] / h
+            out[j, k] = g
+
+
+def mse_numgrad(const nd_floating_a[:, ::1] A, const nd_floating_y[:, ::1] Y,
+                const double[:, ::1] WT, const double[:, ::1] HH, int method, double scale,
+                int n_threads):
+    """Python entry: the numerical MSE gradient as a new float64 (D, K) array.
+
+    ``HH`` (K, D) are the representable steps; ``method`` 0..4 = forward,
+    backward, central, five-point, complex.
+    """
+    cdef Py_ssize_t N = A.shape[0], D = A.shape[1], K = Y.shape[1], b, n_bands
+    cdef double offs[4]
+    cdef int M = stencil(method, offs)
+    R_arr = np.empty((N, K))
+    T_arr = np.zeros((M, K, D))
+    out_arr = np.empty((D, K))
+    cdef double[:, ::1] R = R_arr
+    cdef double[:, :, ::1] T = T_arr
+    cdef double[:, ::1] out = out_arr
+    n_bands = (D + COL_CHUNK - 1) // COL_CHUNK
+    with nogil:
+        mse_residual(A, Y, WT, R, n_threads)
+        for b in prange(n_bands, schedule='static', num_threads=n_threads):
+            column_band(A, R, HH, offs, M, method == COMPLEX, b * COL_CHUNK,
+                        min((b + 1) * COL_CHUNK, D), T)
+        mse_numgrad_combine(R, T, HH, method, scale, out)
+    return out_arr

@@ -1,0 +1,497 @@
+r"""Numba kernels of the neural-network gradients (seeds 001 and 002).
+
+Row-major batches (seed 001): X (N, D), W (D, C), b (C,), ``Z = X W + B``.
+The matrix products (``X W``, ``dZ W^T``, ``X^T dZ`` for wide dZ) go through
+BLAS in the public wrappers; these kernels are the parts that stream over the
+rows and gain from fusion:
+
+* :func:`dw_db`             ``dW_jk = sum_i x_ij dz_ik`` and ``db_k = sum_i dz_ik``
+  (seed 001, 2b) in one pass over the rows (used when C is small, where a
+  streaming pass beats a tall-skinny GEMM);
+* :func:`bias_grad`         ``db_k = sum_i dz_ik`` alone (when dW goes to BLAS);
+* :func:`bias_activation`   ``Z <- sigma(Z + b)`` in place (forward);
+* :func:`loss_labels`       softmax cross-entropy with integer labels;
+* :func:`loss_targets`      MSE or softmax cross-entropy with dense (one-hot or
+  probability) targets;
+* :func:`activation_backward`  ``dA <- dA o sigma'(A)`` in place with ``db``.
+
+The loss kernels overwrite the logits with ``dL/dZ`` and return the loss; all
+three also return the bias gradient ``db_k = sum_i dz_ik`` of the same pass.
+
+Activations are passed as integer codes (``ACTIVATIONS`` maps names to codes);
+their derivative is taken from the activation's *value* ``a = sigma(z)``:
+identity 1, sigmoid ``a (1 - a)``, tanh ``1 - a**2``, relu ``[a > 0]``, so the
+forward pass needs to keep only ``A``.
+
+Reductions over rows use a fixed partition of the rows into blocks of ``rows``
+rows (a function of N only, chosen by the caller): each block's partial goes to
+its own slot and the slots are combined in block order, so the result is
+bitwise identical for every thread count.  Partials accumulate in float64 also
+for float32 inputs.  ``*_parallel`` variants spread the blocks (or rows) over
+Numba's threads; the plain ones are serial (cheap for small inputs).
+
+Preconditions (the caller's duty, done by ``fastgrad._validate``): every array
+C-contiguous float32/float64 of the shapes stated; ``b`` of the dtype of Z;
+``labels`` intp in ``[0, C)``; outputs writeable; ``rows >= 1``.  These are the
+low-level API: importable ``@njit`` functions usable in a user's own Numba code.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .._config import NUMBA_FLAGS, NUMBA_PARALLEL_FLAGS
+
+__all__ = [
+    "ACTIVATIONS",
+    "IDENTITY",
+    "SIGMOID",
+    "TANH",
+    "RELU",
+    "LOSS_MSE",
+    "LOSS_XENT",
+    "sigmoid",
+    "activate",
+    "activation_derivative",
+    "n_blocks",
+    "dw_db",
+    "dw_db_parallel",
+    "bias_grad",
+    "bias_grad_parallel",
+    "bias_activation",
+    "bias_activation_parallel",
+    "loss_labels",
+    "loss_labels_parallel",
+    "loss_targets",
+    "loss_targets_parallel",
+    "activation_backward",
+    "activation_backward_parallel",
+]
+
+IDENTITY = 0
+SIGMOID = 1
+TANH = 2
+RELU = 3
+ACTIVATIONS = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU}
+
+LOSS_MSE = 0
+LOSS_XENT = 1
+
+# Rows handled together in dw_db: each dW partial entry is loaded and stored once
+# per GROUP rows instead of once per row.
+GROUP = 4
+
+# Block partials are padded by PAD float64 (one cache line) per row so that two
+# threads working on neighbouring blocks never write to the same cache line.
+PAD = 8
+
+
+# ---------------------------------------------------------------------------
+# Scalar functions
+
+
+@njit(**NUMBA_FLAGS)
+def sigmoid(z):
+    """Overflow-safe logistic function ``1 / (1 + exp(-z))`` (exp of a non-positive number only)."""
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)  # also NaN for NaN z
+    return e / (1.0 + e)
+
+
+@njit(**NUMBA_FLAGS)
+def activate(z, act):
+    """``sigma(z)`` for activation code ``act``; NaN propagates (relu(NaN) is NaN)."""
+    if act == SIGMOID:
+        return sigmoid(z)
+    if act == TANH:
+        return math.tanh(z)
+    if act == RELU:
+        return 0.0 if z <= 0.0 else z
+    return z
+
+
+@njit(**NUMBA_FLAGS)
+def activation_derivative(a, act):
+    """``sigma'(z)`` from the value ``a = sigma(z)``: 1, ``a (1 - a)``, ``1 - a**2``, ``[a > 0]``."""
+    if act == SIGMOID:
+        return a * (1.0 - a)
+    if act == TANH:
+        return 1.0 - a * a
+    if act == RELU:
+        return 1.0 if a > 0.0 else 0.0
+    return 1.0
+
+
+@njit(**NUMBA_FLAGS)
+def n_blocks(N, rows):
+    """Number of row blocks of ``rows`` rows covering N rows."""
+    return (N + rows - 1) // rows
+
+
+# ---------------------------------------------------------------------------
+# dW and db in one pass (seed 001): dW_jk = sum_i x_ij dz_ik, db_k = sum_i dz_ik
+
+
+@njit(**NUMBA_FLAGS)
+def dw_db_block(X, dZ, start, stop, G, B):
+    r"""One row block: ``G[k, j] += sum_i x_ij dz_ik``, ``B[k] += sum_i dz_ik`` for start <= i < stop.
+
+    G is (C, >= D) float64 (dW transposed, so the inner loop over j is contiguous),
+    B is (>= C,) float64.
+    """
+    D = X.shape[1]
+    C = dZ.shape[1]
+    i = start
+    while i + GROUP <= stop:
+        for k in range(C):
+            d0 = np.float64(dZ[i, k])
+            d1 = np.float64(dZ[i + 1, k])
+            d2 = np.float64(dZ[i + 2, k])
+            d3 = np.float64(dZ[i + 3, k])
+            B[k] += (d0 + d1) + (d2 + d3)
+            for j in range(D):
+                G[k, j] += (X[i, j] * d0 + X[i + 1, j] * d1) + (X[i + 2, j] * d2 + X[i + 3, j] * d3)
+        i += GROUP
+    while i < stop:
+        for k in range(C):
+            dz_ik = np.float64(dZ[i, k])
+            B[k] += dz_ik
+            for j in range(D):
+                G[k, j] += X[i, j] * dz_ik
+        i += 1
+
+
+@njit(**NUMBA_FLAGS)
+def dw_db_combine(G, B, dW, db):
+    """``dW[j, k] = sum_b G[b, k, j]``, ``db[k] = sum_b B[b, k]``, blocks in order."""
+    nb = G.shape[0]
+    D, C = dW.shape
+    for k in range(C):
+        acc = 0.0
+        for b in range(nb):
+            acc += B[b, k]
+        db[k] = acc
+        for j in range(D):
+            acc = 0.0
+            for b in range(nb):
+                acc += G[b, k, j]
+            dW[j, k] = acc
+
+
+@njit(**NUMBA_FLAGS)
+def dw_db(X, dZ, rows, dW, db):
+    r"""Serial fused ``dW = X^T dZ`` (D, C) and ``db = sum_i dZ_i`` (C,), written into dW, db.
+
+    Seed 001 (2b): ``dL/db = sum_i dL_i/dz_i``; ``dW_jk = sum_i x_ij dz_ik``.
+    """
+    N = X.shape[0]
+    nb = n_blocks(N, rows)
+    G = np.zeros((nb, dZ.shape[1], X.shape[1] + PAD))
+    B = np.zeros((nb, dZ.shape[1] + PAD))
+    for b in range(nb):
+        start = b * rows
+        dw_db_block(X, dZ, start, min(start + rows, N), G[b], B[b])
+    dw_db_combine(G, B, dW, db)
+
+
+@njit(**NUMBA_PARALLEL_FLAGS)
+def dw_db_parallel(X, dZ, rows, dW, db):
+    """As :func:`dw_db`, the row blocks spread over Numba's threads (same bits)."""
+    N = X.shape[0]
+    nb = n_blocks(N, rows)
+    G = np.zeros((nb, dZ.shape[1], X.shape[1] + PAD))
+    B = np.zeros((nb, dZ.shape[1] + PAD))
+    for b in prange(nb):
+        start = b * rows
+        dw_db_block(X, dZ, start, min(start + rows, N), G[b], B[b])
+    dw_db_combine(G, B, dW, db)
+
+
+# ---------------------------------------------------------------------------
+# db alone: db_k = sum_i dz_ik
+
+
+@njit(**NUMBA_FLAGS)
+def bias_block(dZ, start, stop, B):
+    """``B[k] += sum_i dz_ik`` for start <= i < stop (float64 accumulation, GROUP rows at a time)."""
+    C = dZ.shape[1]
+    i = start
+    while i + GROUP <= stop:
+        for k in range(C):
+            B[k] += (np.float64(dZ[i, k]) + np.float64(dZ[i + 1, k])) + (
+                np.float64(dZ[i + 2, k]) + np.float64(dZ[i + 3, k]))
+        i += GROUP
+    while i < stop:
+        for k in range(C):
+            B[k] += dZ[i, k]
+        i += 1
+
+
+@njit(**NUMBA_FLAGS)
+def combine_bias(B, db):
+    """``db[k] = sum_b B[b, k]`` in block order (B may be padded: C = db.shape[0])."""
+    nb = B.shape[0]
+    C = db.shape[0]
+    for k in range(C):
+        acc = 0.0
+        for b in range(nb):
+            acc += B[b, k]
+        db[k] = acc
+
+
+@njit(**NUMBA_FLAGS)
+def bias_grad(dZ, rows, db):
+    """Serial ``db_k = sum_i dz_ik`` (seed 001, 2b), written into db (C,)."""
+    N = dZ.shape[0]
+    nb = n_blocks(N, rows)
+    B = np.zeros((nb, dZ.shape[1] + PAD))
+    for b in range(nb):
+        start = b * rows
+        bias_block(dZ, start, min(start + rows, N), B[b])
+    combine_bias(B, db)
+
+
+@njit(**NUMBA_PARALLEL_FLAGS)
+def bias_grad_parallel(dZ, rows, db):
+    """As :func:`bias_grad`, blocks over threads (same bits)."""
+    N = dZ.shape[0]
+    nb = n_blocks(N, rows)
+    B = np.zeros((nb, dZ.shape[1] + PAD))
+    for b in prange(nb):
+        start = b * rows
+        bias_block(dZ, start, min(start + rows, N), B[b])
+    combine_bias(B, db)
+
+
+# ---------------------------------------------------------------------------
+# Forward: Z <- sigma(Z + b)
+
+
+@njit(**NUMBA_FLAGS)
+def bias_activation_row(Z, b, act, i):
+    """Row i: ``z_ik <- sigma(z_ik + b_k)``."""
+    C = Z.shape[1]
+    if act == IDENTITY:
+        for k in range(C):
+            Z[i, k] = Z[i, k] + b[k]
+    elif act == RELU:
+        for k in range(C):
+            z = Z[i, k] + b[k]
+            Z[i, k] = 0.0 if z <= 0.0 else z
+    else:
+        for k in range(C):
+            Z[i, k] = activate(np.float64(Z[i, k]) + b[k], act)
+
+
+@njit(**NUMBA_FLAGS)
+def bias_activation(Z, b, act):
+    """Serial in-place ``Z <- sigma(Z + b)`` (row-broadcast bias, seed 001 1d-1e)."""
+    for i in range(Z.shape[0]):
+        bias_activation_row(Z, b, act, i)
+
+
+@njit(**NUMBA_PARALLEL_FLAGS)
+def bias_activation_parallel(Z, b, act):
+    """As :func:`bias_activation`, rows over threads."""
+    for i in prange(Z.shape[0]):
+        bias_activation_row(Z, b, act, i)
+
+
+# ---------------------------------------------------------------------------
+# Losses: Z (N, C) holds X W (without the bias); on return it holds dL/dZ.
+
+
+@njit(**NUMBA_FLAGS)
+def xent_labels_block(Z, b, labels, scale, start, stop, B):
+    r"""Softmax cross-entropy rows start <= i < stop; return ``sum_i (lse_i - z_{i,y_i})``.
+
+    ``z_i <- z_i + b``, ``lse_i = m_i + log sum_k exp(z_ik - m_i)`` with
+    ``m_i = max_k z_ik`` (stable: logits of +-1e3 stay finite), and in place
+    ``dz_ik = scale (softmax(z_i)_k - [k = y_i])``; ``B[k] += dz_ik``.
+    """
+    C = Z.shape[1]
+    total = 0.0
+    for i in range(start, stop):
+        m = -np.inf
+        for k in range(C):
+            z = Z[i, k] + b[k]
+            Z[i, k] = z
+            if z > m:
+                m = z
+        y_i = labels[i]
+        total += m - np.float64(Z[i, y_i])
+        s = 0.0
+        for k in range(C):
+            e = math.exp(np.float64(Z[i, k]) - m)
+            Z[i, k] = e
+            s += e
+        total += math.log(s)
+        r = scale / s
+        for k in range(C):
+            d = r * Z[i, k]
+            if k == y_i:
+                d -= scale
+            Z[i, k] = d
+            B[k] += Z[i, k]
+    return total
+
+
+@njit(**NUMBA_FLAGS)
+def targets_block(Z, b, Y, kind, scale, start, stop, B):
+    r"""MSE or cross-entropy with dense targets, rows start <= i < stop; return the loss sum.
+
+    MSE (``kind == LOSS_MSE``): ``d_ik = z_ik + b_k - y_ik``, sum ``d_ik**2``,
+    ``dz_ik = 2 scale d_ik``.  Cross-entropy (``LOSS_XENT``, targets one-hot or
+    probabilities): sum ``sum_k y_ik (lse_i - z_ik)`` (as ``sum_k y_ik (m_i - z_ik) + s_i log sum_k e_ik``),
+    ``dz_ik = scale (softmax(z_i)_k sum_l y_il - y_ik)``.  ``B[k] += dz_ik``.
+    """
+    C = Z.shape[1]
+    total = 0.0
+    if kind == LOSS_MSE:
+        for i in range(start, stop):
+            for k in range(C):
+                d = np.float64(Z[i, k]) + b[k] - Y[i, k]
+                total += d * d
+                Z[i, k] = 2.0 * scale * d
+                B[k] += Z[i, k]
+        return total
+    for i in range(start, stop):
+        m = -np.inf
+        for k in range(C):
+            z = Z[i, k] + b[k]
+            Z[i, k] = z
+            if z > m:
+                m = z
+        s = 0.0
+        sy = 0.0
+        for k in range(C):
+            z = np.float64(Z[i, k])
+            y = np.float64(Y[i, k])
+            total += y * (m - z)
+            sy += y
+            e = math.exp(z - m)
+            Z[i, k] = e
+            s += e
+        total += sy * math.log(s)
+        r = scale * sy / s
+        for k in range(C):
+            Z[i, k] = r * Z[i, k] - scale * Y[i, k]
+            B[k] += Z[i, k]
+    return total
+
+
+@njit(**NUMBA_FLAGS)
+def _loss_combine(L, B, scale, db):
+    total = 0.0
+    for blk in range(L.shape[0]):
+        total += L[blk]
+    combine_bias(B, db)
+    return scale * total
+
+
+@njit(**NUMBA_FLAGS)
+def loss_labels(Z, b, labels, scale, rows, db):
+    r"""Serial softmax cross-entropy with integer labels (N,); Z (N, C) becomes dL/dZ.
+
+    ``loss = scale sum_i (lse(z_i + b) - z_{i, y_i} - b_{y_i})`` (scale = 1/N for
+    torch's mean), returned; ``db`` (C,) receives ``sum_i dz_i``.
+    """
+    N = Z.shape[0]
+    nb = n_blocks(N, rows)
+    L = np.zeros(nb)
+    B = np.zeros((nb, Z.shape[1] + PAD))
+    for blk in range(nb):
+        start = blk * rows
+        L[blk] = xent_labels_block(Z, b, labels, scale, start, min(start + rows, N), B[blk])
+    return _loss_combine(L, B, scale, db)
+
+
+@njit(**NUMBA_PARALLEL_FLAGS)
+def loss_labels_parallel(Z, b, labels, scale, rows, db):
+    """As :func:`loss_labels`, row blocks over threads (same bits)."""
+    N = Z.shape[0]
+    nb = n_blocks(N, rows)
+    L = np.zeros(nb)
+    B = np.zeros((nb, Z.shape[1] + PAD))
+    for blk in prange(nb):
+        start = blk * rows
+        L[blk] = xent_labels_block(Z, b, labels, scale, start, min(start + rows, N), B[blk])
+    return _loss_combine(L, B, scale, db)
+
+
+@njit(**NUMBA_FLAGS)
+def loss_targets(Z, b, Y, kind, scale, rows, db):
+    r"""Serial MSE (``kind=LOSS_MSE``, scale = 1/(N C)) or cross-entropy with dense targets
+    (``LOSS_XENT``, scale = 1/N); Z (N, C) becomes dL/dZ, db receives ``sum_i dz_i``; returns the loss.
+    """
+    N = Z.shape[0]
+    nb = n_blocks(N, rows)
+    L = np.zeros(nb)
+    B = np.zeros((nb, Z.shape[1] + PAD))
+    for blk in range(nb):
+        start = blk * rows
+        L[blk] = targets_block(Z, b, Y, kind, scale, start, min(start + rows, N), B[blk])
+    return _loss_combine(L, B, scale, db)
+
+
+@njit(**NUMBA_PARALLEL_FLAGS)
+def loss_targets_parallel(Z, b, Y, kind, scale, rows, db):
+    """As :func:`loss_targets`, row blocks over threads (same bits)."""
+    N = Z.shape[0]
+    nb = n_blocks(N, rows)
+    L = np.zeros(nb)
+    B = np.zeros((nb, Z.shape[1] + PAD))
+    for blk in prange(nb):
+        start = blk * rows
+        L[blk] = targets_block(Z, b, Y, kind, scale, start, min(start + rows, N), B[blk])
+    return _loss_combine(L, B, scale, db)
+
+
+# ---------------------------------------------------------------------------
+# Backward through the activation: dZ = dA o sigma'(Z), sigma' from A = sigma(Z)
+
+
+@njit(**NUMBA_FLAGS)
+def act_backward_block(dA, A, act, start, stop, B):
+    """Rows start <= i < stop: ``da_ik <- da_ik sigma'(a_ik)`` in place; ``B[k] += da_ik``."""
+    H = dA.shape[1]
+    for i in range(start, stop):
+        if act == RELU:
+            for k in range(H):
+                dA[i, k] = dA[i, k] * (1.0 if A[i, k] > 0.0 else 0.0)
+                B[k] += dA[i, k]
+        else:
+            for k in range(H):
+                dA[i, k] = dA[i, k] * activation_derivative(np.float64(A[i, k]), act)
+                B[k] += dA[i, k]
+
+
+@njit(**NUMBA_FLAGS)
+def activation_backward(dA, A, act, rows, db):
+    r"""Serial in-place ``dZ = dA o sigma'(A)`` (seed 002: ``(dL/dy W_2) o sigma'(W_1 x)``).
+
+    dA, A (N, H); db (H,) receives ``sum_i dz_i``.
+    """
+    N = dA.shape[0]
+    nb = n_blocks(N, rows)
+    B = np.zeros((nb, dA.shape[1] + PAD))
+    for blk in range(nb):
+        start = blk * rows
+        act_backward_block(dA, A, act, start, min(start + rows, N), B[blk])
+    combine_bias(B, db)
+
+
+@njit(**NUMBA_PARALLEL_FLAGS)
+def activation_backward_parallel(dA, A, act, rows, db):
+    """As :func:`activation_backward`, row blocks over threads (same bits)."""
+    N = dA.shape[0]
+    nb = n_blocks(N, rows)
+    B = np.zeros((nb, dA.shape[1] + PAD))
+    for blk in prange(nb):
+        start = blk * rows
+        act_backward_block(dA, A, act, start, min(start + rows, N), B[blk])
+    combine_bias(B, db)

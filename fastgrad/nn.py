@@ -1,0 +1,457 @@
+r"""Neural-network gradients: a dense layer and a 2-layer MLP (seeds 001 and 002).
+
+Row-major batches (seed 001): X (N, D) holds one sample per row, W (D, C),
+b (C,), and the layer computes ``Z = X W + B`` with B the bias broadcast to every
+row.  Backpropagating an upstream gradient ``dZ = dL/dZ`` (N, C) gives
+
+* ``dX = dZ W^T``                      (N, D)
+* ``dW = X^T dZ``, ``dW_jk = sum_i x_ij dz_ik``   (D, C)
+* ``db = sum_i dZ_i``                  (C,)  (seed 001, 2b: dL/db = sum_i dL_i/dz_i)
+
+Matrix products go through BLAS (numpy's ``matmul``); the compiled kernels
+(Numba, Cython) do what streams over the rows: dW and db in one pass when C is
+small (a tall-skinny ``X^T dZ`` is memory-bound, and one pass that reads X once
+beats the GEMM), the bias add and activation fused into the forward product's
+output, the loss and its gradient with the bias gradient in one pass, and
+``dA o sigma'`` with the bias gradient in one pass.  float32 inputs stay float32
+through BLAS (sgemm); the fused reductions accumulate in float64.
+
+Activations: ``'identity' | 'sigmoid' | 'tanh' | 'relu'`` (sigmoid overflow-safe).
+Losses (torch's default normalisation): ``'mse'`` — the mean over all N·C
+entries; ``'softmax_cross_entropy'`` — the mean over the N samples, with
+integer labels (N,) or one-hot / probability targets (N, C), through a stable
+log-sum-exp (logits of ±1e3 give a finite loss and gradient).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _config, _validate, reference
+
+__all__ = ["dense_forward", "dense_backward", "mlp2_loss_and_grad", "ACTIVATIONS", "LOSSES"]
+
+ACTIVATIONS = _validate.NN_ACTIVATIONS
+LOSSES = _validate.NN_LOSSES
+
+# dW and db come from one fused streaming pass when dZ has at most this many
+# columns; wider dZ makes X^T dZ a compute-bound GEMM that BLAS does better.
+FUSED_MAX_C = 16
+
+_LOSS_KIND = {"mse": 0, "softmax_cross_entropy": 1}
+
+# The elementwise passes (bias + activation, loss, o sigma') are memory-bound and
+# sit between BLAS calls whose own thread pool is still spinning: on a 2-core
+# machine a parallel launch there lost more (oversubscription) than it gained.
+# They go parallel only from this many elements on; the row reductions with
+# real arithmetic per element (dw_db) use _config.PARALLEL_MIN_WORK.
+STREAM_PARALLEL_MIN = 1 << 22
+
+
+def _rows(N: int) -> int:
+    """Rows per block of the fixed partition used by every row reduction (depends on N only)."""
+    return max(-(-N // _config.MAX_ROW_BLOCKS), _config.MIN_ROWS_PER_BLOCK)
+
+
+class _Kernels:
+    """The streaming kernels of one compiled backend behind one interface.
+
+    Each method takes C-contiguous arrays of one dtype, picks the serial or the
+    parallel kernel from the amount of work, and returns new float arrays.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        if name == "numba":
+            from ._numba import nn as mod
+        else:
+            from ._cython import nn as mod
+        self.mod = mod
+
+    def _numba(self, fn: str, work: int, *args):
+        if work < _config.PARALLEL_MIN_WORK:  # callers scale stream work (see _stream)
+            return getattr(self.mod, fn)(*args)
+        _config.numba_threads()
+        with _config.parallel_guard():
+            return getattr(self.mod, fn + "_parallel")(*args)
+
+    def _threads(self, work: int) -> int:
+        return 1 if work < _config.PARALLEL_MIN_WORK else _config.get_num_threads()
+
+    @staticmethod
+    def _stream(elements: int) -> int:
+        """Work of an elementwise pass on the PARALLEL_MIN_WORK scale (parallel from STREAM_PARALLEL_MIN)."""
+        return elements * _config.PARALLEL_MIN_WORK // STREAM_PARALLEL_MIN
+
+    def dw_db(self, X: np.ndarray, dZ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        N, D = X.shape
+        C = dZ.shape[1]
+        dW = np.empty((D, C), dtype=X.dtype)
+        db = np.empty(C, dtype=X.dtype)
+        if self.name == "numba":
+            self._numba("dw_db", N * D * C, X, dZ, _rows(N), dW, db)
+        else:
+            self.mod.dw_db(X, dZ, _rows(N), dW, db, self._threads(N * D * C))
+        return dW, db
+
+    def bias_grad(self, dZ: np.ndarray) -> np.ndarray:
+        N, C = dZ.shape
+        db = np.empty(C, dtype=dZ.dtype)
+        if self.name == "numba":
+            self._numba("bias_grad", self._stream(N * C), dZ, _rows(N), db)
+        else:
+            self.mod.bias_grad(dZ, _rows(N), db, self._threads(self._stream(N * C)))
+        return db
+
+    def bias_activation(self, Z: np.ndarray, b: np.ndarray, act: int) -> None:
+        work = self._stream(Z.size * (1 if act in (0, 3) else 8))  # tanh/sigmoid: arithmetic-heavy
+        if self.name == "numba":
+            self._numba("bias_activation", work, Z, b, act)
+        else:
+            self.mod.bias_activation(Z, b, act, self._threads(work))
+
+    def loss(self, Z: np.ndarray, b: np.ndarray, Y: np.ndarray, labels: bool, loss: str
+             ) -> tuple[float, np.ndarray]:
+        N, C = Z.shape
+        db = np.empty(C, dtype=Z.dtype)
+        kind = _LOSS_KIND[loss]
+        scale = 1.0 / (N * C) if loss == "mse" else 1.0 / N
+        work = self._stream(Z.size * 8)
+        if self.name == "numba":
+            if labels:
+                val = self._numba("loss_labels", work, Z, b, Y, scale, _rows(N), db)
+            else:
+                val = self._numba("loss_targets", work, Z, b, Y, kind, scale, _rows(N), db)
+        elif labels:
+            val = self.mod.loss_labels(Z, b, Y, scale, _rows(N), db, self._threads(work))
+        else:
+            val = self.mod.loss_targets(Z, b, Y, kind, scale, _rows(N), db, self._threads(work))
+        return float(val), db
+
+    def activation_backward(self, dA: np.ndarray, A: np.ndarray, act: int) -> np.ndarray:
+        N, H = dA.shape
+        db = np.empty(H, dtype=dA.dtype)
+        if self.name == "numba":
+            self._numba("activation_backward", self._stream(N * H), dA, A, act, _rows(N), db)
+        else:
+            self.mod.activation_backward(dA, A, act, _rows(N), db, self._threads(self._stream(N * H)))
+        return db
+
+
+_kernel_cache: dict[str, _Kernels] = {}
+
+
+def _kernels(name: str) -> _Kernels:
+    k = _kernel_cache.get(name)
+    if k is None:
+        k = _kernel_cache[name] = _Kernels(name)
+    return k
+
+
+def _backend(backend: str | None, *dims: int) -> str:
+    """The backend to run; empty dimensions go to numpy (nothing to stream over)."""
+    name = _config.resolve_backend(backend)
+    return "numpy" if min(dims) == 0 else name
+
+
+# ---------------------------------------------------------------------------
+# Dense layer
+
+
+def dense_forward(
+    X: Any,
+    W: Any,
+    b: Any,
+    *,
+    out: np.ndarray | None = None,
+    check_finite: bool = False,
+    backend: str | None = None,
+) -> np.ndarray:
+    r"""Forward pass of a dense layer: ``Z = X W + B`` (seed 001, 1e).
+
+    ``z_ik = sum_j x_ij w_jk + b_k``: the bias vector is broadcast to every row
+    (seed 001's bias matrix B).  The product is one BLAS call writing straight
+    into the result; the compiled backends then add b in place.
+
+    Parameters
+    ----------
+    X : array_like of shape (N, D)
+        One sample per row; any layout, never written (BLAS reads it as is).
+    W : array_like of shape (D, C)
+        Weights.
+    b : array_like of shape (C,)
+        Bias.
+    out : ndarray of shape (N, C), optional
+        Where to write Z (result dtype).
+    check_finite : bool
+        Raise ``ValueError`` on NaN/Inf in the inputs (otherwise they propagate).
+    backend : {'numba', 'cython', 'numpy'}, optional
+        Overrides the current backend.
+
+    Returns
+    -------
+    Z : ndarray of shape (N, C)
+        float32 only when X, W and b all are.
+
+    Raises
+    ------
+    ValueError
+        Shape mismatches, naming both shapes ("X has 4 columns but W has 3 rows").
+
+    Examples
+    --------
+    >>> import numpy as np, fastgrad
+    >>> X = np.array([[1., 2.], [3., 4.]]); W = np.array([[1., 0., 1.], [0., 1., 1.]])
+    >>> fastgrad.dense_forward(X, W, [10., 20., 30.]).tolist()
+    [[11.0, 22.0, 33.0], [13.0, 24.0, 37.0]]
+    """
+    v = _validate.dense_inputs(X, W, b, need_b=True, check_finite_=check_finite)
+    N, C = v.X.shape[0], v.W.shape[1]
+    if out is not None:
+        _validate.check_out(out, (N, C), v.dtype)
+    name = _backend(backend, N, C)
+    if name == "numpy":
+        Z = reference.dense_forward(v.X, v.W, v.b).astype(v.dtype, copy=False)
+        if out is None:
+            return Z
+        out[...] = Z
+        return out
+    target = out if out is not None and out.flags.c_contiguous else None
+    Z = np.matmul(v.X, v.W, out=target)
+    _kernels(name).bias_activation(Z, _validate.as_contiguous(v.b), 0)
+    if out is not None and Z is not out:
+        out[...] = Z
+        return out
+    return Z
+
+
+def dense_backward(
+    X: Any,
+    W: Any,
+    dZ: Any,
+    *,
+    check_finite: bool = False,
+    backend: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Backward pass of a dense layer ``Z = X W + B``: ``(dX, dW, db)`` from ``dZ = dL/dZ``.
+
+    * ``dX = dZ W^T``                       — BLAS;
+    * ``dW = X^T dZ``, ``dW_jk = sum_i x_ij dz_ik``;
+    * ``db = sum_i dZ_i``                   — seed 001 (2b): ``dL/db = sum_i dL_i/dz_i``.
+
+    dW and db come from one fused pass over the rows (X and dZ read once, float64
+    accumulation, fixed row blocks so the result is bitwise identical for every
+    thread count) when dZ has at most ``FUSED_MAX_C`` (16) columns; for wider dZ
+    the product is a compute-bound GEMM and goes to BLAS, with db from one
+    streaming pass over dZ.  The fused pass needs C-contiguous X and dZ (copied
+    if they are not); the BLAS products take any layout.
+
+    Parameters
+    ----------
+    X : array_like of shape (N, D)
+        The layer's input.
+    W : array_like of shape (D, C)
+        The layer's weights.
+    dZ : array_like of shape (N, C)
+        Upstream gradient ``dL/dZ``.
+    check_finite : bool
+        Raise ``ValueError`` on NaN/Inf in the inputs.
+    backend : {'numba', 'cython', 'numpy'}, optional
+        Overrides the current backend.
+
+    Returns
+    -------
+    dX : ndarray of shape (N, D)
+    dW : ndarray of shape (D, C)
+    db : ndarray of shape (C,)
+        float32 only when X, W and dZ all are.
+
+    Examples
+    --------
+    Seed 001's bias gradient: the column sums of dZ.
+
+    >>> import numpy as np, fastgrad
+    >>> X = np.arange(8.).reshape(2, 4); W = np.ones((4, 3))
+    >>> dZ = np.array([[1., 2., 3.], [4., 5., 6.]])
+    >>> dX, dW, db = fastgrad.dense_backward(X, W, dZ)
+    >>> db.tolist(), dX.shape, dW[0].tolist()
+    ([5.0, 7.0, 9.0], (2, 4), [16.0, 20.0, 24.0])
+    """
+    v = _validate.dense_inputs(X, W, dZ=dZ, need_dZ=True, check_finite_=check_finite)
+    (N, D), C = v.X.shape, v.W.shape[1]
+    name = _backend(backend, N, D, C)
+    if name == "numpy":
+        return tuple(a.astype(v.dtype, copy=False) for a in reference.dense_backward(v.X, v.W, v.dZ))
+    k = _kernels(name)
+    dX = np.matmul(v.dZ, v.W.T)
+    if C <= FUSED_MAX_C:
+        dW, db = k.dw_db(_validate.as_contiguous(v.X), _validate.as_contiguous(v.dZ))
+    else:
+        dW = np.matmul(v.X.T, v.dZ)
+        db = k.bias_grad(_validate.as_contiguous(v.dZ))
+    return dX, dW, db
+
+
+# ---------------------------------------------------------------------------
+# 2-layer MLP
+
+
+def mlp2_loss_and_grad(
+    X: Any,
+    Y: Any,
+    W1: Any,
+    b1: Any,
+    W2: Any,
+    b2: Any,
+    *,
+    activation: str = "relu",
+    loss: str = "softmax_cross_entropy",
+    check_finite: bool = False,
+    backend: str | None = None,
+) -> tuple[float, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    r"""Loss and gradients of the 2-layer network ``L(sigma(X W1 + b1) W2 + b2, Y)``.
+
+    Forward: ``Z1 = X W1 + b1``, ``A1 = sigma(Z1)``, ``Z2 = A1 W2 + b2``,
+    ``loss = L(Z2, Y)``.  Backward (batch form)::
+
+        dZ2 = dL/dZ2
+        dW2 = A1^T dZ2              db2 = sum_i dZ2_i
+        dZ1 = (dZ2 W2^T) o sigma'(Z1)
+        dW1 = X^T dZ1               db1 = sum_i dZ1_i
+
+    This is seed 002's result in batch form.  Seed 002 writes one sample as a
+    column vector x (D, 1) with weights ``W1s = W1^T`` (H, D) and ``W2s = W2^T``
+    (C, H), ``y = W2s sigma(W1s x)``, and derives in numerator layout
+    ``dL/dW2s = sigma(W1s x) dL/dy`` (H, C) and
+    ``dL/dW1s = x [(dL/dy W2s) o sigma'(W1s x)^T]`` (D, H): the transposes of the
+    gradients wrt W2s and W1s, i.e. exactly dW2 and dW1 here with N = 1.
+
+    Loss normalisation follows torch's defaults: ``'mse'`` is the mean over all
+    N·C entries, ``(1/(N C)) sum_ik (z_ik - y_ik)^2`` (``nn.MSELoss()``);
+    ``'softmax_cross_entropy'`` the mean over the N samples,
+    ``-(1/N) sum_ik y_ik log softmax(z_i)_k`` (``nn.CrossEntropyLoss()``, with
+    class-index targets or one-hot / probability targets), computed by a stable
+    log-sum-exp.  The gradient is ``(softmax(z_i) sum_k y_ik - y_i)/N``, which is
+    ``(softmax(z_i) - onehot(y_i))/N`` for labels.
+
+    The four matrix products of the backward pass and the two of the forward
+    pass go to BLAS; the compiled kernels fuse the bias add with the activation,
+    the loss with its gradient and db2, and ``o sigma'`` with db1 — each one
+    streaming pass over an (N, H) or (N, C) array instead of numpy's several.
+
+    Parameters
+    ----------
+    X : array_like of shape (N, D)
+    Y : array_like of shape (N,) (integer labels in [0, C), cross-entropy only) or (N, C)
+        Targets: one-hot / probabilities for cross-entropy, values for MSE
+        (shape (N,) is also accepted for MSE when C == 1).
+    W1 : array_like of shape (D, H)
+    b1 : array_like of shape (H,)
+    W2 : array_like of shape (H, C)
+    b2 : array_like of shape (C,)
+    activation : {'relu', 'identity', 'sigmoid', 'tanh'}
+    loss : {'softmax_cross_entropy', 'mse'}
+    check_finite : bool
+        Raise ``ValueError`` on NaN/Inf in the inputs.
+    backend : {'numba', 'cython', 'numpy'}, optional
+
+    Returns
+    -------
+    loss : float
+    grads : tuple (dW1 (D, H), db1 (H,), dW2 (H, C), db2 (C,))
+        float32 only when X, W1, b1, W2, b2 (and dense targets Y) all are;
+        integer labels do not count.  Inputs are copied to C-contiguous arrays
+        of the result dtype when they are not.
+
+    Raises
+    ------
+    ValueError
+        Unknown activation/loss (listing the allowed ones); a label outside
+        [0, C) (naming it); one-hot Y whose shape differs from the logits';
+        shape mismatches (naming both shapes); N = 0.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgrad
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(4, 3)); y = np.array([0, 1, 1, 0])
+    >>> W1 = rng.normal(size=(3, 5)); W2 = rng.normal(size=(5, 2))
+    >>> loss, (dW1, db1, dW2, db2) = fastgrad.mlp2_loss_and_grad(X, y, W1, np.zeros(5), W2, np.zeros(2))
+    >>> dW1.shape, db1.shape, dW2.shape, db2.shape
+    ((3, 5), (5,), (5, 2), (2,))
+    >>> bool(abs(db2.sum()) < 1e-12)   # softmax - one-hot sums to zero per row
+    True
+    """
+    v = _validate.mlp2_inputs(X, Y, W1, b1, W2, b2, activation, loss, check_finite)
+    (N, D), H, C = v.X.shape, v.W1.shape[1], v.W2.shape[1]
+    name = _backend(backend, N, D, H, C)
+    if name == "numpy":
+        val, grads = reference.mlp2_loss_grad(v.X, v.Y, v.W1, v.b1, v.W2, v.b2, activation, loss, v.labels)
+        return val, tuple(g.astype(v.dtype, copy=False) for g in grads)
+    k = _kernels(name)
+    A1 = np.matmul(v.X, v.W1)                # (N, H)
+    k.bias_activation(A1, v.b1, v.act)       # A1 = sigma(X W1 + b1), in place
+    dZ2 = np.matmul(A1, v.W2)                # (N, C)
+    val, db2 = k.loss(dZ2, v.b2, v.Y, v.labels, loss)   # Z2 -> dL/dZ2 in place
+    dW2 = np.matmul(A1.T, dZ2)
+    dZ1 = np.matmul(dZ2, v.W2.T)             # dL/dA1 (N, H)
+    db1 = k.activation_backward(dZ1, A1, v.act)         # -> dL/dZ1 in place
+    dW1 = np.matmul(v.X.T, dZ1)
+    return val, (dW1, db1, dW2, db2)
+
+
+# ---------------------------------------------------------------------------
+# fastgrad check
+
+
+def _self_checks():
+    """Cases for ``fastgrad check``: (name, fn(backend, rng) -> [(result, reference), ...])."""
+
+    def dense(N, D, C, dtype):
+        def fn(backend, rng):
+            X = rng.standard_normal((N, D)).astype(dtype)
+            W = rng.standard_normal((D, C)).astype(dtype)
+            b = rng.standard_normal(C).astype(dtype)
+            dZ = rng.standard_normal((N, C)).astype(dtype)
+            dX, dW, db = dense_backward(X, W, dZ, backend=backend)
+            _, rdW, rdb = reference.dense_backward(X, W, dZ)
+            if dtype == np.float32:
+                # float32 BLAS products round differently from the float64 oracle; the
+                # fused dW/db pass (C <= FUSED_MAX_C) accumulates in float64: compare those.
+                return [(dW, rdW.astype(np.float32)), (db, rdb.astype(np.float32))]
+            Z = dense_forward(X, W, b, backend=backend)
+            return [(Z, reference.dense_forward(X, W, b)), (dX, dZ @ W.T), (dW, rdW), (db, rdb)]
+
+        return fn
+
+    def mlp(N, D, H, C, act, loss, labels):
+        def fn(backend, rng):
+            X = rng.standard_normal((N, D))
+            W1 = rng.standard_normal((D, H)) / np.sqrt(D)
+            b1 = rng.standard_normal(H)
+            W2 = rng.standard_normal((H, C)) / np.sqrt(H)
+            b2 = rng.standard_normal(C)
+            if labels:
+                Y = rng.integers(0, C, N)
+            elif loss == "mse":
+                Y = rng.standard_normal((N, C))
+            else:
+                Y = np.eye(C)[rng.integers(0, C, N)]
+            val, grads = mlp2_loss_and_grad(X, Y, W1, b1, W2, b2, activation=act, loss=loss, backend=backend)
+            rval, rgrads = reference.mlp2_loss_grad(X, Y, W1, b1, W2, b2, act, loss, labels)
+            return [(val, rval), *zip(grads, rgrads, strict=True)]
+
+        return fn
+
+    return [
+        ("dense_forward/backward (300, 7, C=3) f64", dense(300, 7, 3, np.float64)),
+        ("dense_forward/backward (2000, 64, C=40) f64", dense(2000, 64, 40, np.float64)),
+        ("dense_backward dW, db (3000, 50, C=4) f32", dense(3000, 50, 4, np.float32)),
+        ("mlp2 relu xent labels (500, 8, 16, 5)", mlp(500, 8, 16, 5, "relu", "softmax_cross_entropy", True)),
+        ("mlp2 sigmoid xent one-hot (300, 6, 9, 4)",
+         mlp(300, 6, 9, 4, "sigmoid", "softmax_cross_entropy", False)),
+        ("mlp2 tanh mse (2000, 20, 70, 3)", mlp(2000, 20, 70, 3, "tanh", "mse", False)),
+        ("mlp2 identity mse (50, 4, 3, 2)", mlp(50, 4, 3, 2, "identity", "mse", False)),
+    ]
