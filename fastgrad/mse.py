@@ -115,6 +115,11 @@ def mse_loss_and_grad(
     >>> loss, g.tolist()
     (2.5, [-7.0, -10.0])
     """
+    return _loss_and_grad(A, y, w, reduction, out, check_finite, backend)
+
+
+def _loss_and_grad(A, y, w, reduction, out, check_finite, backend) -> tuple[float, np.ndarray]:
+    """Validate once, run the fused kernel, shape the gradient (shared by the three functions)."""
     v = _validate.mse_inputs(A, y, w, reduction, check_finite)
     if out is not None:
         _validate.check_out(out, v.w_shape, v.dtype)
@@ -150,9 +155,7 @@ def mse_grad(
     >>> fastgrad.mse_grad(A, y, np.zeros(2)).tolist()
     [-7.0, -10.0]
     """
-    return mse_loss_and_grad(
-        A, y, w, reduction=reduction, out=out, check_finite=check_finite, backend=backend
-    )[1]
+    return _loss_and_grad(A, y, w, reduction, out, check_finite, backend)[1]
 
 
 def mse_loss(
@@ -174,7 +177,7 @@ def mse_loss(
     >>> fastgrad.mse_loss([[1., 2.], [3., 4.]], [1., 2.], [0., 0.])
     2.5
     """
-    return mse_loss_and_grad(A, y, w, reduction=reduction, check_finite=check_finite, backend=backend)[0]
+    return _loss_and_grad(A, y, w, reduction, None, check_finite, backend)[0]
 
 
 class MSEObjective:
