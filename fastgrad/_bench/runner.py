@@ -106,7 +106,7 @@ def plot(path: str, rows: list[Row]) -> None:
     except ImportError as exc:
         raise ImportError("--plot needs matplotlib: pip install 'fastgrad[plot]'") from exc
     shown = [r for r in rows if r.role == "baseline" and r.contender == "fastgrad-numba"] or rows
-    fig, ax = plt.subplots(figsize=(9, 0.35 * len(shown) + 1.5))
+    fig, ax = plt.subplots(figsize=(11, 0.35 * len(shown) + 1.5))
     labels = [f"{r.kernel} {r.label} vs {r.versus}" for r in shown]
     ax.barh(range(len(shown)), [r.ratio for r in shown], color="tab:blue")
     ax.axvline(1.0, color="k", lw=0.8)
