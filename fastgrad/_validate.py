@@ -36,6 +36,7 @@ __all__ = [
     "check_step",
     "check_positive_int",
     "mse_inputs",
+    "mse_shapes",
     "MSEInputs",
 ]
 
@@ -153,6 +154,31 @@ class MSEInputs(NamedTuple):
 _REDUCTIONS = ("mean", "sum")
 
 
+def mse_shapes(A: Any, y: Any, w: Any, reduction: str) -> tuple[int, int, int]:
+    """The shape rules of the MSE functions, on anything with ``.ndim``/``.shape``; return (N, D, K).
+
+    Used by :func:`mse_inputs` and by ``fastgrad.dask`` (on dask arrays, without computing them).
+    """
+    check_ndim(A, "A", (2,), "2-D (N, D)")
+    check_ndim(w, "w", (1, 2), "1-D (D,) or 2-D (D, K)")
+    N, D = A.shape
+    if w.shape[0] != D:
+        raise ValueError(f"A has {D} columns but w has {w.shape[0]} rows (A {A.shape}, w {w.shape})")
+    if y.ndim != w.ndim:
+        want = "1-D (N,)" if w.ndim == 1 else "2-D (N, K)"
+        raise ValueError(f"w has shape {w.shape}, so y must be {want}; got y with shape {y.shape}")
+    if y.shape[0] != N:
+        raise ValueError(f"A has {N} rows but y has {y.shape[0]} (A {A.shape}, y {y.shape})")
+    if w.ndim == 2 and y.shape[1] != w.shape[1]:
+        raise ValueError(f"w has {w.shape[1]} columns but y has {y.shape[1]} (w {w.shape}, y {y.shape})")
+    if N == 0:
+        raise ValueError(f"A has 0 rows (shape {A.shape}): the mean over an empty sample axis is undefined")
+    K = 1 if w.ndim == 1 else w.shape[1]
+    if K == 0 and reduction == "mean":
+        raise ValueError(f"w has 0 columns (shape {w.shape}): the mean over zero outputs is undefined")
+    return N, D, K
+
+
 def mse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool = False) -> MSEInputs:
     """Validate ``(A, y, w)`` for the MSE functions; see :class:`MSEInputs`."""
     if (
@@ -172,23 +198,7 @@ def mse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool = Fal
     A = as_real(A, "A")
     y = as_real(y, "y")
     w = as_real(w, "w")
-    check_ndim(A, "A", (2,), "2-D (N, D)")
-    check_ndim(w, "w", (1, 2), "1-D (D,) or 2-D (D, K)")
-    N, D = A.shape
-    if w.shape[0] != D:
-        raise ValueError(f"A has {D} columns but w has {w.shape[0]} rows (A {A.shape}, w {w.shape})")
-    if y.ndim != w.ndim:
-        want = "1-D (N,)" if w.ndim == 1 else "2-D (N, K)"
-        raise ValueError(f"w has shape {w.shape}, so y must be {want}; got y with shape {y.shape}")
-    if y.shape[0] != N:
-        raise ValueError(f"A has {N} rows but y has {y.shape[0]} (A {A.shape}, y {y.shape})")
-    if w.ndim == 2 and y.shape[1] != w.shape[1]:
-        raise ValueError(f"w has {w.shape[1]} columns but y has {y.shape[1]} (w {w.shape}, y {y.shape})")
-    if N == 0:
-        raise ValueError(f"A has 0 rows (shape {A.shape}): the mean over an empty sample axis is undefined")
-    K = 1 if w.ndim == 1 else w.shape[1]
-    if K == 0 and reduction == "mean":
-        raise ValueError(f"w has 0 columns (shape {w.shape}): the mean over zero outputs is undefined")
+    N, D, K = mse_shapes(A, y, w, reduction)
     if check_finite_:
         check_finite(A=A, y=y, w=w)
     dtype = result_dtype(A, y, w)

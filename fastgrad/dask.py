@@ -120,28 +120,6 @@ def _check_known_chunks(arr: da.Array, name: str) -> None:
         )
 
 
-def _check_shapes(A: da.Array, y: Any, w: np.ndarray, reduction: str) -> tuple[int, int, int]:
-    """The shape rules of ``fastgrad._validate.mse_inputs``, on shapes only; return (N, D, K)."""
-    _validate.check_ndim(A, "A", (2,), "2-D (N, D)")
-    _validate.check_ndim(w, "w", (1, 2), "1-D (D,) or 2-D (D, K)")
-    N, D = A.shape
-    if w.shape[0] != D:
-        raise ValueError(f"A has {D} columns but w has {w.shape[0]} rows (A {A.shape}, w {w.shape})")
-    if y.ndim != w.ndim:
-        want = "1-D (N,)" if w.ndim == 1 else "2-D (N, K)"
-        raise ValueError(f"w has shape {w.shape}, so y must be {want}; got y with shape {y.shape}")
-    if y.shape[0] != N:
-        raise ValueError(f"A has {N} rows but y has {y.shape[0]} (A {A.shape}, y {y.shape})")
-    if w.ndim == 2 and y.shape[1] != w.shape[1]:
-        raise ValueError(f"w has {w.shape[1]} columns but y has {y.shape[1]} (w {w.shape}, y {y.shape})")
-    if N == 0:
-        raise ValueError(f"A has 0 rows (shape {A.shape}): the mean over an empty sample axis is undefined")
-    K = 1 if w.ndim == 1 else w.shape[1]
-    if K == 0 and reduction == "mean":
-        raise ValueError(f"w has 0 columns (shape {w.shape}): the mean over zero outputs is undefined")
-    return N, D, K
-
-
 def _run(A: Any, y: Any, w: Any, reduction: str, out: np.ndarray | None, check_finite: bool,
          backend: str | None, compute: bool, what: str) -> Any:
     """Validate, build the chunked graph, compute it (or not); ``what`` in loss/grad/both."""
@@ -174,7 +152,7 @@ def _run(A: Any, y: Any, w: Any, reduction: str, out: np.ndarray | None, check_f
         y = _validate.as_real(y, "y")
         y_probe = y
     _check_known_chunks(A, "A")
-    N, D, K = _check_shapes(A, y, w, reduction)
+    N, D, K = _validate.mse_shapes(A, y, w, reduction)
     dtype = _validate.result_dtype(a_probe, y_probe, w)
     w_shape = w.shape
     if out is not None:
