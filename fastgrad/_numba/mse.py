@@ -80,6 +80,20 @@ def _prefetch(typingctx, A, i, t):
     return sig, codegen
 
 
+@intrinsic
+def _itemsize(typingctx, A):
+    """Bytes per element of array A, as a compile-time constant (``A.itemsize``
+    is a run-time field of the array struct: ``CACHE_LINE // A.itemsize`` cost a
+    division per group of rows in the prefetch loop's trip count)."""
+    sig = types.intp(A)
+
+    def codegen(context, builder, signature, args):
+        size = context.get_abi_sizeof(context.get_data_type(signature.args[0].dtype))
+        return context.get_constant(types.intp, size)
+
+    return sig, codegen
+
+
 @njit(**NUMBA_FLAGS)
 def mse_block(A, Y, WT, start, stop, G):
     r"""Accumulate one row block: ``G[k, j] += sum_i a_ij r_ik``; return ``sum_ik r_ik**2``.
@@ -88,10 +102,11 @@ def mse_block(A, Y, WT, start, stop, G):
     float64, the block's partial of the (un-scaled, sign-flipped) gradient.
     Sums over j run in float64 whatever A's dtype.
     """
-    N, D = A.shape
+    D = A.shape[1]
     K = Y.shape[1]
-    line = CACHE_LINE // A.itemsize  # elements per cache line
-    ahead = GROUP + PREFETCH_BYTES // max(D * A.itemsize, 1)  # prefetch distance in rows
+    size = _itemsize(A)  # a constant: no division at run time
+    line = CACHE_LINE // size  # elements per cache line
+    ahead = GROUP + PREFETCH_BYTES // max(D * size, 1)  # prefetch distance in rows
     sq = 0.0
     i = start
     if K == 1:
@@ -99,7 +114,7 @@ def mse_block(A, Y, WT, start, stop, G):
         w = WT[0]
         g = G[0]
         while i + GROUP <= stop:
-            if i + ahead + GROUP <= N:
+            if i + ahead + GROUP <= stop:  # this block's rows only
                 for t in range(0, GROUP * D, line):
                     _prefetch(A, i + ahead, t)
             a0 = A[i]
@@ -126,7 +141,7 @@ def mse_block(A, Y, WT, start, stop, G):
     else:
         # GROUP rows at a time: w_k and g_k are read once per group.
         while i + GROUP <= stop:
-            if i + ahead + GROUP <= N:
+            if i + ahead + GROUP <= stop:  # this block's rows only
                 for t in range(0, GROUP * D, line):
                     _prefetch(A, i + ahead, t)
             a0 = A[i]
