@@ -37,6 +37,7 @@ __all__ = [
     "check_positive_int",
     "mse_inputs",
     "mse_shapes",
+    "is_plain_vector_problem",
     "MSEInputs",
 ]
 
@@ -179,20 +180,31 @@ def mse_shapes(A: Any, y: Any, w: Any, reduction: str) -> tuple[int, int, int]:
     return N, D, K
 
 
-def mse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool = False) -> MSEInputs:
-    """Validate ``(A, y, w)`` for the MSE functions; see :class:`MSEInputs`."""
+def is_plain_vector_problem(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool) -> bool:
+    """True for the commonest MSE call, valid as it stands and needing no conversion.
+
+    C-contiguous float64 ndarrays A (N, D) with N > 0, y (N,), w (D,),
+    reduction 'mean', no ``check_finite``.  Such calls skip every copy (tiny
+    calls must cost no more than the numpy expression); any other call goes
+    through the full rules of :func:`mse_inputs`.
+    """
     if (
-        # Fast path, no copies, for the commonest call: C-contiguous float64
-        # ndarrays A (N, D), y (N,), w (D,), reduction 'mean' (tiny calls must
-        # cost no more than the numpy expression).
         type(A) is np.ndarray and type(y) is np.ndarray and type(w) is np.ndarray
+        and reduction == "mean" and not check_finite_
         and A.dtype is _F64 and y.dtype is _F64 and w.dtype is _F64
-        and A.ndim == 2 and y.ndim == 1 and w.ndim == 1 and reduction == "mean" and not check_finite_
+        and A.ndim == 2 and y.ndim == 1 and w.ndim == 1
         and A.flags.c_contiguous and y.flags.c_contiguous and w.flags.c_contiguous
     ):
         N, D = A.shape
-        if N and y.shape[0] == N and w.shape[0] == D:
-            return MSEInputs(A, y.reshape(N, 1), w.reshape(1, D), w.shape, _F64, 1.0 / N)
+        return N > 0 and y.shape[0] == N and w.shape[0] == D
+    return False
+
+
+def mse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool = False) -> MSEInputs:
+    """Validate ``(A, y, w)`` for the MSE functions; see :class:`MSEInputs`."""
+    if is_plain_vector_problem(A, y, w, reduction, check_finite_):
+        N, D = A.shape
+        return MSEInputs(A, y.reshape(N, 1), w.reshape(1, D), w.shape, _F64, 1.0 / N)
     if reduction not in _REDUCTIONS:
         check_choice(reduction, "reduction", _REDUCTIONS)
     A = as_real(A, "A")

@@ -120,6 +120,13 @@ def mse_loss_and_grad(
 
 def _loss_and_grad(A, y, w, reduction, out, check_finite, backend) -> tuple[float, np.ndarray]:
     """Validate once, run the fused kernel, shape the gradient (shared by the three functions)."""
+    if (
+        out is None and _validate.is_plain_vector_problem(A, y, w, reduction, check_finite)
+        and A.size < _config.PARALLEL_MIN_WORK and _config.resolve_backend(backend) == "numba"
+    ):
+        # tiny, valid, no conversion needed: one compiled call does everything
+        loss, grad = _kernel_module("numba").mse_loss_grad_vec(A, y, w)
+        return loss, grad
     v = _validate.mse_inputs(A, y, w, reduction, check_finite)
     if out is not None:
         _validate.check_out(out, v.w_shape, v.dtype)

@@ -31,7 +31,7 @@ def test_precedence(clean_backend, monkeypatch):
 
     real = m._dispatch
     monkeypatch.setattr(m, "_dispatch", lambda v, b: calls.append(_config.resolve_backend(b)) or real(v, b))
-    A, y, w = np.ones((4, 2)), np.ones(4), np.ones(2)
+    A, y, w = np.ones((4, 2)), np.ones((4, 1)), np.ones((2, 1))  # 2-D: always through _dispatch
     fastgrad.set_backend("numpy")
     fastgrad.mse_grad(A, y, w)
     with fastgrad.use_backend("numba"):

@@ -225,3 +225,25 @@ def test_numba_and_cython_agree_at_scale(rng):
             assert_close(x[0], r[0], np.float64)
             assert_close(x[1], r[1], np.float64 if dtype == np.float64 else np.float32)
         np.testing.assert_allclose(a[1], b[1], rtol=1e-12, atol=1e-12 * np.abs(r[1]).max())
+
+
+def test_tiny_call_fast_path_is_the_same_kernel(rng):
+    # C-contiguous float64 1-D problems below the parallel threshold take one compiled call;
+    # the result must be bit for bit the general path's (same kernel, same partition)
+    import fastgrad.mse as m
+    from fastgrad import _validate
+
+    for N, D in [(1, 1), (100, 3), (257, 5), (1000, 60)]:
+        A, y, w = make(rng, N, D, 0, np.float64)
+        assert _validate.is_plain_vector_problem(A, y, w, "mean", False)
+        fast = fastgrad.mse_loss_and_grad(A, y, w)
+        general = m._dispatch(_validate.mse_inputs(np.asfortranarray(A), y, w, "mean"), "numba")
+        assert fast[0] == general[0]
+        assert np.array_equal(fast[1], general[1][:, 0])
+        assert isinstance(fast[0], float) and fast[1].shape == (D,)
+    A, y, w = make(rng, 10, 3, 0, np.float64)
+    assert not _validate.is_plain_vector_problem(A, y, w, "sum", False)
+    assert not _validate.is_plain_vector_problem(A, y, w, "mean", True)
+    assert not _validate.is_plain_vector_problem(A, y[:9], w, "mean", False)
+    assert not _validate.is_plain_vector_problem(A[:, :2], y, w[:2], "mean", False)  # not contiguous
+    assert not _validate.is_plain_vector_problem(A.astype(np.float32), y, w, "mean", False)

@@ -38,6 +38,7 @@ __all__ = [
     "mse_combine",
     "mse_loss_grad",
     "mse_loss_grad_parallel",
+    "mse_loss_grad_vec",
 ]
 
 # Rows are processed in groups of GROUP: each g_kj and w_jk is loaded once per
@@ -252,3 +253,17 @@ def mse_loss_grad_parallel(A, Y, WT, scale, out):
     SQ = np.zeros(nb)
     mse_partials_parallel(A, Y, WT, G, SQ)
     return mse_combine(G, SQ, scale, out)
+
+
+@njit(**NUMBA_FLAGS)
+def mse_loss_grad_vec(A, y, w):
+    r"""Serial MSE loss and gradient for one output: y (N,), w (D,) float64, mean reduction.
+
+    ``g_j = -(2/N) sum_i a_ij (y_i - sum_l a_il w_l)``; returns ``(loss, g)`` with g a
+    new (D,) float64 array.  The same kernel (and partition) as :func:`mse_loss_grad`,
+    entered with 1-D vectors so that a tiny call costs one compiled call.
+    """
+    N, D = A.shape
+    out = np.empty((D, 1))
+    loss = mse_loss_grad(A, y.reshape((N, 1)), w.reshape((1, D)), 1.0 / N, out)
+    return loss, out.reshape(D)
