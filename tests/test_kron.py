@@ -11,24 +11,12 @@ import naive
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import BACKENDS, COMPILED, variants
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy.sparse.linalg import LinearOperator
 
 import fastgrad
-
-try:
-    from conftest import BACKENDS, COMPILED, variants
-except ImportError:  # benchmarks/conftest.py shadows tests/conftest.py when both are collected
-    import importlib.util
-    import pathlib
-
-    _spec = importlib.util.spec_from_file_location("_tests_conftest", pathlib.Path(__file__).with_name("conftest.py"))
-    _conftest = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_conftest)
-    BACKENDS = _conftest.BACKENDS
-    COMPILED = _conftest.COMPILED
-    variants = _conftest.variants
 
 kron_module = importlib.import_module("fastgrad.kron")
 DTYPES = [np.float64, np.float32]

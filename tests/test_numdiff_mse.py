@@ -5,21 +5,11 @@ from __future__ import annotations
 import naive
 import numpy as np
 import pytest
+from conftest import variants
 from hypothesis import given
 from hypothesis import strategies as st
 
 import fastgrad
-
-try:
-    from conftest import variants
-except ImportError:  # benchmarks/conftest.py shadows tests/conftest.py when both are collected
-    import importlib.util
-    import pathlib
-
-    _spec = importlib.util.spec_from_file_location("_tests_conftest", pathlib.Path(__file__).with_name("conftest.py"))
-    _conftest = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_conftest)
-    variants = _conftest.variants
 
 METHODS = ("forward", "backward", "central", "five-point", "complex")
 
