@@ -64,25 +64,148 @@ cdef void mse_residual(const nd_floating_a[:, ::1] A, const nd_floating_y[:, ::1
             R[i, k] = Y[i, k] - s
 
 
+cdef void _band_sq(const nd_floating_a* a, Py_ssize_t lda, Py_ssize_t N, const double* R,
+                   Py_ssize_t K, const double* hh, double o, Py_ssize_t n,
+                   double* t) noexcept nogil:
+    r"""``t[j] += sum_i (r_i - o (hh_j a_ij))^2`` in row order; a = &A[0, j0], R = &R[0, k].
+
+    Rows go in blocks of 4 so that each sum is loaded and stored once per block;
+    the sums live in a local array of COL_CHUNK (n <= COL_CHUNK), so the loop
+    over j vectorises without alias checks against A.
+    """
+    cdef Py_ssize_t i = 0, j
+    cdef const nd_floating_a* a0
+    cdef double r0, r1, r2, r3, h_j, u, s
+    cdef double acc[COL_CHUNK]  # local copy of t: the compiler sees it cannot alias A
+    for j in range(n):
+        acc[j] = t[j]
+    while i + 4 <= N:
+        a0 = a + i * lda
+        r0 = R[i * K]
+        r1 = R[(i + 1) * K]
+        r2 = R[(i + 2) * K]
+        r3 = R[(i + 3) * K]
+        for j in range(n):
+            h_j = hh[j]
+            u = r0 - o * (h_j * a0[j])
+            s = acc[j] + u * u
+            u = r1 - o * (h_j * a0[lda + j])
+            s = s + u * u
+            u = r2 - o * (h_j * a0[2 * lda + j])
+            s = s + u * u
+            u = r3 - o * (h_j * a0[3 * lda + j])
+            acc[j] = s + u * u
+        i = i + 4
+    while i < N:
+        a0 = a + i * lda
+        r0 = R[i * K]
+        for j in range(n):
+            u = r0 - o * (hh[j] * a0[j])
+            acc[j] = acc[j] + u * u
+        i = i + 1
+    for j in range(n):
+        t[j] = acc[j]
+
+
+cdef void _band_sq2(const nd_floating_a* a, Py_ssize_t lda, Py_ssize_t N, const double* R,
+                    Py_ssize_t K, const double* hh, double o0, double o1, Py_ssize_t n,
+                    double* t0, double* t1) noexcept nogil:
+    """:func:`_band_sq` for two offsets in one pass over the band."""
+    cdef Py_ssize_t i = 0, j
+    cdef const nd_floating_a* a0
+    cdef double r0, r1, r2, r3, h_j, d, u0, u1, s0, s1
+    cdef double acc0[COL_CHUNK]
+    cdef double acc1[COL_CHUNK]
+    for j in range(n):
+        acc0[j] = t0[j]
+        acc1[j] = t1[j]
+    while i + 4 <= N:
+        a0 = a + i * lda
+        r0 = R[i * K]
+        r1 = R[(i + 1) * K]
+        r2 = R[(i + 2) * K]
+        r3 = R[(i + 3) * K]
+        for j in range(n):
+            h_j = hh[j]
+            d = h_j * a0[j]
+            u0 = r0 - o0 * d
+            u1 = r0 - o1 * d
+            s0 = acc0[j] + u0 * u0
+            s1 = acc1[j] + u1 * u1
+            d = h_j * a0[lda + j]
+            u0 = r1 - o0 * d
+            u1 = r1 - o1 * d
+            s0 = s0 + u0 * u0
+            s1 = s1 + u1 * u1
+            d = h_j * a0[2 * lda + j]
+            u0 = r2 - o0 * d
+            u1 = r2 - o1 * d
+            s0 = s0 + u0 * u0
+            s1 = s1 + u1 * u1
+            d = h_j * a0[3 * lda + j]
+            u0 = r3 - o0 * d
+            u1 = r3 - o1 * d
+            acc0[j] = s0 + u0 * u0
+            acc1[j] = s1 + u1 * u1
+        i = i + 4
+    while i < N:
+        a0 = a + i * lda
+        r0 = R[i * K]
+        for j in range(n):
+            d = hh[j] * a0[j]
+            u0 = r0 - o0 * d
+            u1 = r0 - o1 * d
+            acc0[j] = acc0[j] + u0 * u0
+            acc1[j] = acc1[j] + u1 * u1
+        i = i + 1
+    for j in range(n):
+        t0[j] = acc0[j]
+        t1[j] = acc1[j]
+
+
+cdef void _band_im(const nd_floating_a* a, Py_ssize_t lda, Py_ssize_t N, const double* R,
+                   Py_ssize_t K, const double* hh, Py_ssize_t n, double* t) noexcept nogil:
+    """Complex step: ``t[j] += sum_i -2 r_i (hh_j a_ij)`` in row order."""
+    cdef Py_ssize_t i, j
+    cdef const nd_floating_a* a0
+    cdef double r2
+    cdef double acc[COL_CHUNK]
+    for j in range(n):
+        acc[j] = t[j]
+    for i in range(N):
+        a0 = a + i * lda
+        r2 = -2.0 * R[i * K]
+        for j in range(n):
+            acc[j] = acc[j] + r2 * (hh[j] * a0[j])
+    for j in range(n):
+        t[j] = acc[j]
+
+
 cdef void column_band(const nd_floating_a[:, ::1] A, const double[:, ::1] R,
                       const double[:, ::1] HH, const double* offs, int M, bint is_complex,
                       Py_ssize_t j0, Py_ssize_t j1, double[:, :, ::1] T) noexcept nogil:
-    r"""``T[m, k, j] += sum_i (r_ik - o_m hh_kj a_ij)^2`` for j0 <= j < j1 (complex: ``-2 r hh a``)."""
-    cdef Py_ssize_t N = A.shape[0], K = R.shape[1], i, k, j
+    r"""``T[m, k, j] += sum_i (r_ik - o_m hh_kj a_ij)^2`` for j0 <= j < j1 (complex: ``-2 r hh a``).
+
+    Per output k, passes over the rows of A's column band (one pass for two
+    offsets), each sum in row order i = 0..N-1, on raw pointers into A, R, HH, T.
+    """
+    cdef Py_ssize_t N = A.shape[0], D = A.shape[1], K = R.shape[1], n, k, c0
     cdef int m
-    cdef double r_ik, o_m, t
-    for i in range(N):
+    if N == 0:
+        return
+    c0 = j0
+    while c0 < j1:  # sub-bands of at most COL_CHUNK columns (the helpers' local accumulators)
+        n = min(j1 - c0, <Py_ssize_t>COL_CHUNK)
         for k in range(K):
-            r_ik = R[i, k]
             if is_complex:
-                for j in range(j0, j1):
-                    T[0, k, j] = T[0, k, j] + (-2.0 * r_ik * (HH[k, j] * A[i, j]))
+                _band_im(&A[0, c0], D, N, &R[0, k], K, &HH[k, c0], n, &T[0, k, c0])
+            elif M == 2:
+                _band_sq2(&A[0, c0], D, N, &R[0, k], K, &HH[k, c0], offs[0], offs[1], n,
+                          &T[0, k, c0], &T[1, k, c0])
             else:
                 for m in range(M):
-                    o_m = offs[m]
-                    for j in range(j0, j1):
-                        t = r_ik - o_m * (HH[k, j] * A[i, j])
-                        T[m, k, j] = T[m, k, j] + t * t
+                    _band_sq(&A[0, c0], D, N, &R[0, k], K, &HH[k, c0], offs[m], n, &T[m, k, c0])
+        c0 = c0 + n
 
 
 cdef inline double _colsq(const double[:, ::1] R, Py_ssize_t k) noexcept nogil:

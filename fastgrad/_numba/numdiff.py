@@ -344,43 +344,120 @@ def _stencil(method):
 
 
 @njit(**NUMBA_FLAGS)
+def _band_sq(A, R, hh, o, k, ju, t):
+    r"""``t[j] += sum_i (r_ik - o (hh_j a_i,ju+j))^2`` over every row i, in row order.
+
+    ``ju`` is the band's first column as an unsigned integer: unsigned indices
+    skip Numba's negative-index wraparound, so the loads of A are contiguous
+    vector loads (not gathers).  Rows go in blocks of 4 so that each t[j] is
+    loaded and stored once per block; the additions stay in row order.
+    """
+    N = A.shape[0]
+    n = t.size
+    i = 0
+    while i + 4 <= N:
+        r0 = R[i, k]
+        r1 = R[i + 1, k]
+        r2 = R[i + 2, k]
+        r3 = R[i + 3, k]
+        for j in range(n):
+            h_j = hh[j]
+            c = ju + np.uint64(j)
+            u = r0 - o * (h_j * A[i, c])
+            s = t[j] + u * u
+            u = r1 - o * (h_j * A[i + 1, c])
+            s += u * u
+            u = r2 - o * (h_j * A[i + 2, c])
+            s += u * u
+            u = r3 - o * (h_j * A[i + 3, c])
+            t[j] = s + u * u
+        i += 4
+    while i < N:
+        r_ik = R[i, k]
+        for j in range(n):
+            u = r_ik - o * (hh[j] * A[i, ju + np.uint64(j)])
+            t[j] += u * u
+        i += 1
+
+
+@njit(**NUMBA_FLAGS)
+def _band_sq2(A, R, hh, o0, o1, k, ju, t0, t1):
+    """:func:`_band_sq` for two offsets at once (one pass over the band for both sums)."""
+    N = A.shape[0]
+    n = t0.size
+    i = 0
+    while i + 4 <= N:
+        r0 = R[i, k]
+        r1 = R[i + 1, k]
+        r2 = R[i + 2, k]
+        r3 = R[i + 3, k]
+        for j in range(n):
+            h_j = hh[j]
+            c = ju + np.uint64(j)
+            d = h_j * A[i, c]
+            u0 = r0 - o0 * d
+            u1 = r0 - o1 * d
+            s0 = t0[j] + u0 * u0
+            s1 = t1[j] + u1 * u1
+            d = h_j * A[i + 1, c]
+            u0 = r1 - o0 * d
+            u1 = r1 - o1 * d
+            s0 += u0 * u0
+            s1 += u1 * u1
+            d = h_j * A[i + 2, c]
+            u0 = r2 - o0 * d
+            u1 = r2 - o1 * d
+            s0 += u0 * u0
+            s1 += u1 * u1
+            d = h_j * A[i + 3, c]
+            u0 = r3 - o0 * d
+            u1 = r3 - o1 * d
+            t0[j] = s0 + u0 * u0
+            t1[j] = s1 + u1 * u1
+        i += 4
+    while i < N:
+        r_ik = R[i, k]
+        for j in range(n):
+            d = hh[j] * A[i, ju + np.uint64(j)]
+            u0 = r_ik - o0 * d
+            u1 = r_ik - o1 * d
+            t0[j] += u0 * u0
+            t1[j] += u1 * u1
+        i += 1
+
+
+@njit(**NUMBA_FLAGS)
+def _band_im(A, R, hh, k, ju, t):
+    """Complex step: ``t[j] += sum_i -2 r_ik (hh_j a_ij)`` (``Im (r - i hh a)^2``), in row order."""
+    N = A.shape[0]
+    n = t.size
+    for i in range(N):
+        r2 = -2.0 * R[i, k]
+        for j in range(n):
+            t[j] += r2 * (hh[j] * A[i, ju + np.uint64(j)])
+
+
+@njit(**NUMBA_FLAGS)
 def _column_band(A, R, HH, offs, is_complex, j0, j1, T):
     r"""``T[m, k, j] = sum_i (r_ik - o_m hh_kj a_ij)^2`` for ``j0 <= j < j1``.
 
     For the complex step (``is_complex``) ``T[0, k, j] = Im sum_i (r_ik - i hh_kj a_ij)^2
-    = -2 sum_i r_ik hh_kj a_ij``.  One pass over the rows of A's column band; the
-    inner loops run over 0-based views of the band so that they vectorise.
+    = -2 sum_i r_ik hh_kj a_ij``.  Per output k, passes over the rows of A's column
+    band (one pass for two offsets), each sum formed in row order i = 0..N-1.
+    The band's views are made once (not per row); A is indexed in place.
     """
-    N = A.shape[0]
     K = R.shape[1]
     M = offs.size
-    for i in range(N):
-        a_i = A[i, j0:j1]
-        for k in range(K):
-            r_ik = R[i, k]
-            hh = HH[k, j0:j1]
-            if is_complex:
-                t0 = T[0, k, j0:j1]
-                for j in range(a_i.size):
-                    t0[j] += -2.0 * r_ik * (hh[j] * a_i[j])
-            elif M == 2:
-                o0 = offs[0]
-                o1 = offs[1]
-                t0 = T[0, k, j0:j1]
-                t1 = T[1, k, j0:j1]
-                for j in range(a_i.size):
-                    d = hh[j] * a_i[j]
-                    u0 = r_ik - o0 * d
-                    u1 = r_ik - o1 * d
-                    t0[j] += u0 * u0
-                    t1[j] += u1 * u1
-            else:
-                for m in range(M):
-                    o_m = offs[m]
-                    tm = T[m, k, j0:j1]
-                    for j in range(a_i.size):
-                        u = r_ik - o_m * (hh[j] * a_i[j])
-                        tm[j] += u * u
+    ju = np.uint64(j0)
+    for k in range(K):
+        hh = HH[k, j0:j1]
+        if is_complex:
+            _band_im(A, R, hh, k, ju, T[0, k, j0:j1])
+        elif M == 2:
+            _band_sq2(A, R, hh, offs[0], offs[1], k, ju, T[0, k, j0:j1], T[1, k, j0:j1])
+        else:
+            for m in range(M):
+                _band_sq(A, R, hh, offs[m], k, ju, T[m, k, j0:j1])
 
 
 @njit(**NUMBA_FLAGS)
