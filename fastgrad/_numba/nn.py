@@ -147,21 +147,28 @@ def dw_db_block(X, dZ, start, stop, G, B):
     C = dZ.shape[1]
     i = start
     while i + GROUP <= stop:
+        x0 = X[i]
+        x1 = X[i + 1]
+        x2 = X[i + 2]
+        x3 = X[i + 3]
         for k in range(C):
             d0 = np.float64(dZ[i, k])
             d1 = np.float64(dZ[i + 1, k])
             d2 = np.float64(dZ[i + 2, k])
             d3 = np.float64(dZ[i + 3, k])
             B[k] += (d0 + d1) + (d2 + d3)
+            g_k = G[k]
             for j in range(D):
-                G[k, j] += (X[i, j] * d0 + X[i + 1, j] * d1) + (X[i + 2, j] * d2 + X[i + 3, j] * d3)
+                g_k[j] += (x0[j] * d0 + x1[j] * d1) + (x2[j] * d2 + x3[j] * d3)
         i += GROUP
     while i < stop:
+        x_i = X[i]
         for k in range(C):
             dz_ik = np.float64(dZ[i, k])
             B[k] += dz_ik
+            g_k = G[k]
             for j in range(D):
-                G[k, j] += X[i, j] * dz_ik
+                g_k[j] += x_i[j] * dz_ik
         i += 1
 
 
