@@ -61,3 +61,36 @@ def variants(arr: np.ndarray, tmp_path=None):
         mm[...] = arr
         mm.flush()
         yield "memmap", np.load(tmp_path / f"mm{arr.ndim}_{arr.size}.npy", mmap_mode="r")
+
+
+_USER_SETUP = """
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+setup(name={name!r}, ext_modules=cythonize(
+    [Extension({name!r}, [{name!r} + ".pyx"], include_dirs=[np.get_include()])],
+    include_path=[{root!r}], language_level=3), script_args=["build_ext", "--inplace", "-q"])
+"""
+
+
+def run_user_extension(tmp_path, name: str, pyx: str, pxd: str, check: str) -> None:
+    """Cythonize ``pyx`` (which cimports fastgrad's ``pxd``) as module ``name`` in tmp_path,
+    then run the Python code ``check`` there; it must print ``ok``.  Skips if Cython is not built."""
+    import pathlib
+    import subprocess
+    import sys
+    import textwrap
+
+    if "cython" not in fastgrad.available_backends():
+        pytest.skip("Cython backend not built")
+    pytest.importorskip("Cython")
+    pkg = pathlib.Path(fastgrad.__file__).parent
+    assert (pkg / "_cython" / pxd).exists(), f"{pxd} is not shipped"
+    (tmp_path / f"{name}.pyx").write_text(pyx)
+    (tmp_path / "setup.py").write_text(_USER_SETUP.format(name=name, root=str(pkg.parent)))
+    r = subprocess.run([sys.executable, "setup.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(check)], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr

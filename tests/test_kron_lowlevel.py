@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import pathlib
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
+from conftest import run_user_extension
 from numba import njit
 
-import fastgrad
 from fastgrad._numba import kron as nbk
 
 
@@ -51,35 +45,15 @@ def user_kron(const double[:, ::1] A, const double[:, ::1] B):
     return out_arr
 """
 
-SETUP = """
-import numpy as np
-from Cython.Build import cythonize
-from setuptools import Extension, setup
-setup(name="userkron", ext_modules=cythonize(
-    [Extension("userkron", ["userkron.pyx"], include_dirs=[np.get_include()])],
-    include_path=[{root!r}], language_level=3), script_args=["build_ext", "--inplace", "-q"])
-"""
 
 
 @pytest.mark.slow
 @pytest.mark.cython
 def test_cython_kron_cimported_by_another_extension(tmp_path):
-    if "cython" not in fastgrad.available_backends():
-        pytest.skip("Cython backend not built")
-    pytest.importorskip("Cython")
-    root = str(pathlib.Path(fastgrad.__file__).parent.parent)
-    assert (pathlib.Path(fastgrad.__file__).parent / "_cython" / "kron.pxd").exists()
-    (tmp_path / "userkron.pyx").write_text(PYX)
-    (tmp_path / "setup.py").write_text(textwrap.dedent(SETUP.format(root=root)))
-    r = subprocess.run([sys.executable, "setup.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    assert r.returncode == 0, r.stdout + r.stderr
-    code = textwrap.dedent("""
+    run_user_extension(tmp_path, "userkron", PYX, "kron.pxd", """
         import numpy as np, userkron
         rng = np.random.default_rng(1)
         A, B = rng.standard_normal((4, 3)), rng.standard_normal((2, 5))
         assert np.array_equal(userkron.user_kron(A, B), np.kron(A, B))
         print("ok")
     """)
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr

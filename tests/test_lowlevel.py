@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import pathlib
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
+from conftest import run_user_extension
 from numba import njit
 
 import fastgrad
@@ -66,30 +61,12 @@ def user_loss_grad(const double[:, ::1] A, const double[:, ::1] Y, const double[
     return loss, out_arr
 """
 
-SETUP = """
-import numpy as np
-from Cython.Build import cythonize
-from setuptools import Extension, setup
-setup(name="userext", ext_modules=cythonize(
-    [Extension("userext", ["userext.pyx"], include_dirs=[np.get_include()])],
-    include_path=[{root!r}], language_level=3), script_args=["build_ext", "--inplace", "-q"])
-"""
 
 
 @pytest.mark.slow
 @pytest.mark.cython
 def test_cython_kernel_cimported_by_another_extension(tmp_path):
-    if "cython" not in fastgrad.available_backends():
-        pytest.skip("Cython backend not built")
-    pytest.importorskip("Cython")
-    root = str(pathlib.Path(fastgrad.__file__).parent.parent)  # where the fastgrad package (and .pxd) live
-    assert (pathlib.Path(fastgrad.__file__).parent / "_cython" / "mse.pxd").exists()
-    (tmp_path / "userext.pyx").write_text(PYX)
-    (tmp_path / "setup.py").write_text(textwrap.dedent(SETUP.format(root=root)))
-    r = subprocess.run([sys.executable, "setup.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    assert r.returncode == 0, r.stdout + r.stderr
-    code = textwrap.dedent("""
+    run_user_extension(tmp_path, "userext", PYX, "mse.pxd", """
         import numpy as np, fastgrad, userext
         rng = np.random.default_rng(1)
         A = rng.standard_normal((1000, 7)); y = rng.standard_normal(1000); w = rng.standard_normal(7)
@@ -99,5 +76,3 @@ def test_cython_kernel_cimported_by_another_extension(tmp_path):
         assert np.allclose(g[:, 0], ref_g, rtol=1e-12), (g, ref_g)
         print("ok")
     """)
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr

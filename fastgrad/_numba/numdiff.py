@@ -304,29 +304,28 @@ COL_CHUNK = 64  # columns of A per parallel task (independent of the thread coun
 
 
 @njit(**NUMBA_FLAGS)
+def _residual_row(A, Y, WT, R, i):
+    r"""Row i of the residual: ``R[i, k] = y_ik - sum_l a_il w_lk`` (float64)."""
+    D = A.shape[1]
+    for k in range(Y.shape[1]):
+        s = 0.0
+        for l in range(D):
+            s += A[i, l] * WT[k, l]
+        R[i, k] = Y[i, k] - s
+
+
+@njit(**NUMBA_FLAGS)
 def mse_residual(A, Y, WT, R):
     r"""``R[i, k] = y_ik - sum_l a_il w_lk`` (float64), serial."""
-    N, D = A.shape
-    K = Y.shape[1]
-    for i in range(N):
-        for k in range(K):
-            s = 0.0
-            for l in range(D):
-                s += A[i, l] * WT[k, l]
-            R[i, k] = Y[i, k] - s
+    for i in range(A.shape[0]):
+        _residual_row(A, Y, WT, R, i)
 
 
 @njit(**NUMBA_PARALLEL_FLAGS)
 def mse_residual_parallel(A, Y, WT, R):
     """:func:`mse_residual`, rows spread over the threads (same values bit for bit)."""
-    N, D = A.shape
-    K = Y.shape[1]
-    for i in prange(N):
-        for k in range(K):
-            s = 0.0
-            for l in range(D):
-                s += A[i, l] * WT[k, l]
-            R[i, k] = Y[i, k] - s
+    for i in prange(A.shape[0]):
+        _residual_row(A, Y, WT, R, i)
 
 
 @njit(**NUMBA_FLAGS)
