@@ -50,6 +50,26 @@ def test_ratio_rows_and_targets():
     assert row.ok
 
 
+def test_runner_lets_blas_threads_park_after_a_blas_contender(monkeypatch):
+    order = []
+    monkeypatch.setattr(runner.time, "sleep", lambda s: order.append(("sleep", s)))
+    case = Case("fake_kernel", "(1,)", lambda: {}, [
+        Contender("fastgrad-numba", "fastgrad", lambda d: (lambda: order.append("fastgrad"))),
+        Contender("numpy", "baseline", lambda d: (lambda: order.append("numpy")), blas=True),
+    ])
+    runner.time_case(case, rounds=2, target_s=0.0)
+    settle = ("sleep", runner.BLAS_SETTLE_S)
+    # warm-up and calibration (one call each, untimed), then two timed rounds of one call each
+    assert order == ["fastgrad", "numpy"] * 2 + ["fastgrad", "numpy", settle] * 2
+
+
+def test_blas_contenders_are_marked():
+    marked = {(c.group, x.name) for c in all_cases() for x in c.contenders if x.blas}
+    for c in all_cases():
+        if c.kernel in ("mse_grad", "dense_backward", "mlp2_loss_and_grad"):
+            assert (c.group, "numpy") in marked, c.group
+
+
 def test_bench_cli_json_and_unknown_kernel(fake_case, tmp_path, capsys):
     out = tmp_path / "b.json"
     assert cli.main(["bench", "--kernel", "fake_kernel", "--json", str(out), "--rounds", "3"]) == 0

@@ -32,6 +32,12 @@ class Contender:
     name: str
     role: str  # 'fastgrad' | 'baseline' | 'floor'
     make: Callable[[dict], Callable[[], Any]]
+    #: The callable runs multithreaded BLAS (OpenBLAS).  OpenBLAS's workers spin
+    #: for about 0.1 s after a call; on a 2-core machine that halves the speed of
+    #: whatever runs next (measured: the floor went from 7.8 to 16.7 ms right
+    #: after a numpy matmul).  The runner lets them park before timing the next
+    #: contender, so no contender is timed in another's wake.
+    blas: bool = False
 
 
 @dataclass

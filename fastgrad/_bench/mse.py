@@ -58,7 +58,7 @@ for N, D, dtype, quick, targets in SHAPES:
     contenders = [
         Contender("fastgrad-numba", "fastgrad", _fastgrad("numba")),
         Contender("fastgrad-cython", "fastgrad", _fastgrad("cython")),
-        Contender("numpy", "baseline", _numpy_grad),
+        Contender("numpy", "baseline", _numpy_grad, blas=True),
     ]
     if "floor" in targets:
         contenders.append(Contender("floor", "floor", lambda d: (lambda: read_once_floor(d["flat"]))))

@@ -58,9 +58,9 @@ def _check_tuple(data, results):
 for N, D, C, quick, targets in DENSE_SHAPES:
     register(Case(
         "dense_backward", f"(N={N}, D={D}, C={C}) float64", _dense_setup(N, D, C),
-        [Contender("fastgrad-numba", "fastgrad", _dense_fastgrad("numba")),
-         Contender("fastgrad-cython", "fastgrad", _dense_fastgrad("cython")),
-         Contender("numpy", "baseline", _dense_numpy)],
+        [Contender("fastgrad-numba", "fastgrad", _dense_fastgrad("numba"), blas=True),
+         Contender("fastgrad-cython", "fastgrad", _dense_fastgrad("cython"), blas=True),
+         Contender("numpy", "baseline", _dense_numpy, blas=True)],
         targets, quick=quick, check=_check_tuple,
     ))
 
@@ -123,8 +123,8 @@ def _mlp_fastgrad(backend):
 for N, D, H, C, quick, targets in MLP_SHAPES:
     register(Case(
         "mlp2_loss_and_grad", f"(N={N}, D={D}, H={H}, C={C}) relu xent float64", _mlp_setup(N, D, H, C),
-        [Contender("fastgrad-numba", "fastgrad", _mlp_fastgrad("numba")),
-         Contender("fastgrad-cython", "fastgrad", _mlp_fastgrad("cython")),
-         Contender("numpy", "baseline", _mlp_numpy)],
+        [Contender("fastgrad-numba", "fastgrad", _mlp_fastgrad("numba"), blas=True),
+         Contender("fastgrad-cython", "fastgrad", _mlp_fastgrad("cython"), blas=True),
+         Contender("numpy", "baseline", _mlp_numpy, blas=True)],
         targets, quick=quick, check=_check_tuple,
     ))

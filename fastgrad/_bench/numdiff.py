@@ -81,8 +81,8 @@ register(Case(
     [
         Contender("fastgrad-numba", "fastgrad", _mse_numgrad("numba")),
         Contender("fastgrad-cython", "fastgrad", _mse_numgrad("cython")),
-        Contender("numpy", "baseline", _mse_numgrad("numpy")),
-        Contender("scipy", "baseline", _scipy_3point),
+        Contender("numpy", "baseline", _mse_numgrad("numpy"), blas=True),
+        Contender("scipy", "baseline", _scipy_3point, blas=True),
     ],
     {"scipy": 100.0}, quick=True, check=_check(1e-6),
 ))

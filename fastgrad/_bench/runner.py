@@ -28,10 +28,16 @@ def _calibrate(fn: Callable[[], Any], target_s: float) -> int:
     return max(1, min(10_000, int(target_s / max(dt, 1e-7))))
 
 
+#: Seconds to wait after timing a BLAS contender: OpenBLAS's spin-wait
+#: (2**28 cycles by default, about 0.1 s) is over by then.
+BLAS_SETTLE_S = 0.15
+
+
 def time_case(case: Case, rounds: int, target_s: float) -> dict:
     """Medians (seconds per call) of every contender of ``case``, interleaved over ``rounds``."""
     data = case.setup()
     fns = {c.name: (c.role, c.make(data)) for c in case.contenders}
+    blas = {c.name for c in case.contenders if c.blas}
     if case.check is not None:  # the contenders must compute the same thing
         case.check(data, {n: f() for n, (role, f) in fns.items() if role != "floor"})
     for _, f in fns.values():  # warm-up (and JIT compilation) outside the timing
@@ -45,6 +51,8 @@ def time_case(case: Case, rounds: int, target_s: float) -> dict:
             for _ in range(k):
                 f()
             samples[n].append((time.perf_counter() - t0) / k)
+            if n in blas:
+                time.sleep(BLAS_SETTLE_S)
     del data
     gc.collect()
     med = {n: (fns[n][0], sorted(s)[len(s) // 2]) for n, s in samples.items()}
