@@ -19,6 +19,8 @@ import numpy as np
 cdef enum:
     # rows processed together: w_k and g_k are read once per group of GROUP rows
     GROUP = 4
+    # for one output the prefetch of a group goes in two halves of HALF rows
+    HALF = 2
     # software prefetch: rows about PREFETCH_BYTES ahead of the current group are
     # requested from memory (the hardware prefetcher alone runs too short)
     PREFETCH_BYTES = 8192
@@ -65,9 +67,11 @@ cdef double mse_block(const floating_a* A, const floating_y* Y, const double* WT
         w_k = WT
         g_k = G
         while i + GROUP <= stop:
+            # the prefetch of the group `ahead` rows on goes in two halves: before
+            # the dot products and before the gradient update
             if i + ahead + GROUP <= stop:
                 p = A + (i + ahead) * D
-                prefetch_rows(<const char*>p, <const char*>(p + GROUP * D))
+                prefetch_rows(<const char*>p, <const char*>(p + HALF * D))
             a0 = A + i * D
             a1 = a0 + D
             a2 = a1 + D
@@ -86,6 +90,9 @@ cdef double mse_block(const floating_a* A, const floating_y* Y, const double* WT
             r2 = Y[i + 2] - s2
             r3 = Y[i + 3] - s3
             sq = sq + ((r0 * r0 + r1 * r1) + (r2 * r2 + r3 * r3))
+            if i + ahead + GROUP <= stop:
+                p = A + (i + ahead + HALF) * D
+                prefetch_rows(<const char*>p, <const char*>(p + HALF * D))
             for j in range(D):
                 g_k[j] = g_k[j] + ((a0[j] * r0 + a1[j] * r1) + (a2[j] * r2 + a3[j] * r3))
             i = i + GROUP
