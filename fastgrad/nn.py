@@ -286,13 +286,16 @@ def dense_backward(
     if name == "numpy":
         return tuple(a.astype(v.dtype, copy=False) for a in reference.dense_backward(v.X, v.W, v.dZ))
     k = _kernels(name)
-    dX = np.matmul(v.dZ, v.W.T)
+    # The compiled passes run before the BLAS products: OpenBLAS's workers spin for
+    # about 0.1 s after a product, and a parallel pass started in that window ran
+    # at 0.6x speed (db for N=200 000, C=256: 16.7 ms against 9.9 ms).
     if C <= FUSED_MAX_C and v.dtype == np.float32:
         # float32: the fused pass accumulates dW in float64 (sgemm would not)
         dW, db = k.dw_db(_validate.as_contiguous(v.X), _validate.as_contiguous(v.dZ))
     else:
-        dW = np.matmul(v.X.T, v.dZ)
         db = k.bias_grad(_validate.as_contiguous(v.dZ))
+        dW = np.matmul(v.X.T, v.dZ)
+    dX = np.matmul(v.dZ, v.W.T)
     return dX, dW, db
 
 
