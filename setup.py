@@ -1,7 +1,9 @@
 """Build the Cython extensions of fastgrad (every ``fastgrad/_cython/*.pyx``).
 
 Compiled with -O3 and OpenMP when the compiler supports it; without OpenMP a
-serial build is made and a warning says so.  Floating-point flags allow
+serial build is made and a warning says so.  The extensions are optional: with
+no working C compiler (or a failed build) fastgrad installs without them, a
+warning says so, and the Numba and numpy backends work as usual.  Floating-point flags allow
 re-association and FMA contraction (so reductions vectorise) but never
 ``-ffinite-math-only``: NaN and Inf must propagate.
 
@@ -20,15 +22,39 @@ import warnings
 from glob import glob
 
 import numpy as np
-from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 FP_FLAGS = ["-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
             "-ffp-contract=fast"]
 
 
 def _compiler() -> str:
-    return os.environ.get("CC") or sysconfig.get_config_var("CC").split()[0] or "cc"
+    cc = os.environ.get("CC") or (sysconfig.get_config_var("CC") or "").split(" ")[0] or "cc"
+    return cc.split()[0] if cc.strip() else "cc"
+
+
+NO_CYTHON = (
+    "fastgrad: {why}; installing WITHOUT the optional Cython backend. The 'numba' and 'numpy' "
+    "backends work as usual. To add the Cython backend, install a C compiler (e.g. gcc) and "
+    "reinstall fastgrad from its source folder: pip install --force-reinstall --no-deps ."
+)
+
+
+class OptionalBuildExt(build_ext):
+    """Build the Cython extensions if possible; never fail the install because of them."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - any build failure leaves a working pure-Python install
+            warnings.warn(NO_CYTHON.format(why=f"building the Cython extensions failed ({exc})"), stacklevel=1)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001
+            warnings.warn(NO_CYTHON.format(why=f"building {ext.name} failed ({exc})"), stacklevel=1)
 
 
 def _accepts(flags: list[str], link: bool = False) -> bool:
@@ -69,21 +95,28 @@ def _flags() -> tuple[list[str], list[str]]:
     return compile_args, link_args
 
 
-compile_args, link_args = _flags()
-extensions = [
-    Extension(
-        "fastgrad._cython." + os.path.splitext(os.path.basename(pyx))[0],
-        [pyx],
-        include_dirs=[np.get_include()],
-        extra_compile_args=compile_args,
-        extra_link_args=link_args,
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    )
-    for pyx in sorted(glob(os.path.join("fastgrad", "_cython", "*.pyx")))
-]
-
-setup(
-    ext_modules=cythonize(
+def _extensions() -> list:
+    if sys.platform != "win32" and shutil.which(_compiler()) is None:
+        warnings.warn(NO_CYTHON.format(why=f"no C compiler found (tried {_compiler()!r}; set CC)"), stacklevel=1)
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        warnings.warn(NO_CYTHON.format(why="Cython is not installed"), stacklevel=1)
+        return []
+    compile_args, link_args = _flags()
+    extensions = [
+        Extension(
+            "fastgrad._cython." + os.path.splitext(os.path.basename(pyx))[0],
+            [pyx],
+            include_dirs=[np.get_include()],
+            extra_compile_args=compile_args,
+            extra_link_args=link_args,
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        )
+        for pyx in sorted(glob(os.path.join("fastgrad", "_cython", "*.pyx")))
+    ]
+    return cythonize(
         extensions,
         compiler_directives={
             "language_level": 3,
@@ -94,5 +127,7 @@ setup(
             "nonecheck": False,
             "embedsignature": True,
         },
-    ),
-)
+    )
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -8,13 +8,28 @@ Accepts either a ``fastgrad bench --json FILE`` file or a pytest-benchmark one:
     pytest benchmarks --benchmark-enable --benchmark-json=pb.json
     python benchmarks/report.py pb.json
 
-``--targets`` keeps only the rows that carry a SPEC section 8 target.
+``--targets`` keeps only the rows that carry a performance target.
 """
 
 import json
 import sys
 
-from fastgrad._bench.report import format_table, groups_from_pytest_benchmark, rows_from_medians
+from fastgrad._bench.report import format_table, rows_from_medians
+
+
+def groups_from_pytest_benchmark(path):
+    """Read a ``pytest --benchmark-json`` file written by the benchmarks/ suite (see _harness.py)."""
+    with open(path) as fh:
+        data = json.load(fh)
+    groups = {}
+    for b in data["benchmarks"]:
+        info = b["extra_info"]
+        g = groups.setdefault(b["group"], {
+            "kernel": info["kernel"], "label": info["label"], "targets": info["targets"],
+            "target_of": info["target_of"], "medians": {},
+        })
+        g["medians"][info["contender"]] = (info["role"], b["stats"]["median"])
+    return list(groups.values())
 
 
 def load_rows(path):

@@ -13,20 +13,12 @@ from ._config import (
     set_num_threads,
     use_backend,
 )
+from .gradient_checks import GradcheckResult, GradientMismatchError, approx_fprime, check_grad, gradcheck
 from .identities import dinv, grad_det, grad_logdet, grad_sq_norm_affine, grad_trace_AXB, jacobian_inv
 from .kron import KronOperator, jacobian_AXB, jacobian_Wx, kron, matmul_jacobian, unvec, vec
-from .mse import MSEObjective, mse_grad, mse_loss, mse_loss_and_grad
+from .mse import MSEObjective, mse_grad, mse_loss, mse_loss_and_grad, mse_numgrad
 from .nn import dense_backward, dense_forward, mlp2_loss_and_grad
-from .numdiff import (
-    GradcheckResult,
-    GradientMismatchError,
-    approx_fprime,
-    check_grad,
-    gradcheck,
-    mse_numgrad,
-    numgrad,
-    numjac,
-)
+from .numdiff import numgrad, numjac
 from .train import FitResult, fit_linear
 
 __version__ = "0.1.0"

@@ -8,8 +8,8 @@ Backend selection, in order of precedence:
 1. the ``backend=`` keyword of a call;
 2. ``with fastgrad.use_backend(name):`` (context-local);
 3. ``fastgrad.set_backend(name)`` (process-wide);
-4. the environment variable ``FASTGRAD_BACKEND`` (read once, at the first call);
-5. ``'numba'``.
+4. the environment variable ``FASTGRAD_BACKEND`` (validated at import);
+5. ``'cython'`` where its extension is built, else ``'numba'``.
 
 Threads: ``set_num_threads(n)`` / ``get_num_threads()`` govern both the Numba
 kernels and the Cython/OpenMP kernels; ``FASTGRAD_NUM_THREADS`` sets the start
@@ -25,6 +25,9 @@ import numbers
 import os
 import threading
 from collections.abc import Iterator
+from typing import Any
+
+from . import _cache
 
 __all__ = [
     "BACKENDS",
@@ -39,14 +42,40 @@ __all__ = [
     "NUMBA_FLAGS",
     "NUMBA_PARALLEL_FLAGS",
     "NUMBA_USER_FLAGS",
-    "NUMBA_USER_PARALLEL_FLAGS",
     "PARALLEL_MIN_WORK",
+    "USER_PARALLEL_MIN_NS",
+    "STREAM_PARALLEL_MIN",
+    "FILL_PARALLEL_MIN",
     "MAX_ROW_BLOCKS",
     "MIN_ROWS_PER_BLOCK",
+    "row_blocks",
+    "threads_for",
+    "kernels",
+    "user_function_kernels",
+    "BACKEND_PACKAGES",
+    "FAMILIES",
+    "METHOD_CODES",
+    "METHOD_ORDER",
+    "ACTIVATION_CODES",
+    "LOSS_CODES",
 ]
 
-BACKENDS = ("numba", "cython", "numpy")
-_DEFAULT_BACKEND = "numba"
+# The registry: one line per backend, naming the package that holds its kernel
+# modules.  Every package has one module per family (``FAMILIES``), and every
+# module of a family exports the same kernel names with the same arguments
+# (inputs, then ``out``, then ``n_threads``), writing into ``out``.  Adding a
+# backend is adding a package and a line here.
+BACKEND_PACKAGES = {
+    "cython": "fastgrad._cython",
+    "numba": "fastgrad._numba",
+    "numpy": "fastgrad._numpy",
+}
+FAMILIES = ("mse", "numdiff", "kron", "nn")
+BACKENDS = tuple(BACKEND_PACKAGES)  # in order of preference
+
+# The default: the compiled backend with no compile wait, Cython where its
+# extension is built, else Numba (which compiles each kernel on its first call).
+_DEFAULT_ORDER = ("cython", "numba")
 
 
 class BackendUnavailableError(RuntimeError):
@@ -57,15 +86,27 @@ class BackendUnavailableError(RuntimeError):
 # Compile flags: every @njit in fastgrad takes its options from here.
 # fastmath allows re-association and FMA contraction (so reductions vectorise)
 # but never the no-NaN/no-Inf flags: NaN and Inf in the data must propagate.
-FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
-NUMBA_FLAGS = {"cache": True, "nogil": True, "fastmath": set(FASTMATH), "error_model": "numpy"}
+# No 'arcp' (reciprocal approximation) either: together with 'reassoc' it made
+# a kernel loaded from Numba's on-disk cache give other bits than the same kernel
+# freshly compiled (the softmax cross-entropy gradient differed in the last
+# digit), so results depended on the state of the cache.  Without it, fresh and
+# cached code agree bit for bit; the kernels' speed was unchanged (no division
+# sits in a hot loop).
+FASTMATH = frozenset({"reassoc", "contract", "nsz"})
+# The on-disk cache lives outside the package (fastgrad/_cache.py), or is off
+# (one warning) where no writable folder exists.
+_cache.install_locator()
+_cache.warn_if_off()
+NUMBA_FLAGS = {"cache": _cache.CACHE_DIR is not None, "nogil": True, "fastmath": set(FASTMATH),
+               "error_model": "numpy"}
 NUMBA_PARALLEL_FLAGS = dict(NUMBA_FLAGS, parallel=True)
 # Kernels taking a user's function as an argument (numgrad/numjac over an @njit f):
 # compiled once per user function and not cached (a dispatcher argument defeats
 # Numba's cache), without fastmath so the compiled path is bitwise equal to the
 # Python path over the same f.
 NUMBA_USER_FLAGS = dict(NUMBA_FLAGS, cache=False, fastmath=False)
-NUMBA_USER_PARALLEL_FLAGS = dict(NUMBA_PARALLEL_FLAGS, cache=False, fastmath=False)
+# Compiled functions that must agree bit for bit with their Python twin (no fastmath), cached.
+NUMBA_EXACT_FLAGS = dict(NUMBA_FLAGS, fastmath=False)
 
 # Reductions over rows use a fixed partition of the rows into blocks that depends
 # only on the data's shape, never on the thread count: bitwise-identical results
@@ -78,15 +119,73 @@ MIN_ROWS_PER_BLOCK = 256
 # thread pool costs more than the work.
 PARALLEL_MIN_WORK = 1 << 17
 
+# numgrad/numjac over a user's @njit f run its evaluations in parallel only when
+# (evaluations) x (seconds per evaluation, timed on f(x)) reaches this many
+# nanoseconds: MEASUREMENT_PLACEHOLDER
+USER_PARALLEL_MIN_NS = 200_000
+
+# Elementwise passes of the network kernels (bias + activation, loss, o sigma')
+# are memory-bound and sit between BLAS calls whose own thread pool is still
+# spinning: on a 2-core machine a parallel launch there lost more
+# (oversubscription) than it gained.  They go parallel from this many elements.
+STREAM_PARALLEL_MIN = 1 << 22
+
+# The kron/Jacobian fills only write (one multiply per element, no reduction), so
+# they are bound by memory bandwidth, which one core nearly saturates: on the 2-core
+# development machine a serial fill of a 3000 x 3000 float64 output streams ~25 GB/s
+# (2.3 ms), two threads at best 1.8 ms, while waking the OpenMP team there costs
+# 4-16 ms whenever another process holds the second core.  Outputs below this many
+# elements (128 MB of float64) take the serial path.
+FILL_PARALLEL_MIN = 1 << 24
+
+
+def row_blocks(N):
+    """Rows per block of the fixed partition of N rows into at most MAX_ROW_BLOCKS blocks.
+
+    The one statement of the partition: the Numba kernels compile this very
+    function, the Cython kernels and the wrappers call it.  It depends on N only,
+    never on the thread count, which makes every row reduction bitwise identical
+    for every number of threads.
+    """
+    rows = (N + MAX_ROW_BLOCKS - 1) // MAX_ROW_BLOCKS
+    return max(rows, MIN_ROWS_PER_BLOCK)
+
+
+def threads_for(work: int, min_work: int = PARALLEL_MIN_WORK) -> int:
+    """Threads a kernel call with ``work`` units of work runs on: 1 below ``min_work``."""
+    global _threads_started
+    if work < min_work:
+        return 1
+    n = get_num_threads()
+    if n > 1:
+        _threads_started = True
+    return n
+
+
+# ---------------------------------------------------------------------------
+# Codes the compiled kernels take for names (said once; the Cython .pxd enums
+# are tested against these).
+
+#: finite-difference methods of numgrad/numjac/mse_numgrad
+METHOD_CODES = {"forward": 0, "backward": 1, "central": 2, "five-point": 3, "complex": 4}
+#: truncation order p of each method, indexed by its code
+METHOD_ORDER = (1, 1, 2, 4, 2)
+#: activations of the network kernels
+ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3}
+#: losses of the network kernels
+LOSS_CODES = {"mse": 0, "softmax_cross_entropy": 1}
+
 
 # ---------------------------------------------------------------------------
 # Backends
+#
 
 _BUILD_HINT = {
     "numba": "install it with: pip install numba",
     "cython": (
-        "the compiled Cython extensions are missing; build them with a C compiler: "
-        "pip install -e . (from a source checkout) or pip install --no-binary fastgrad fastgrad"
+        "the optional Cython extensions are not built; install a C compiler (e.g. gcc) and reinstall "
+        "fastgrad from its source folder: pip install --force-reinstall --no-deps . "
+        "(pip install -e . for a development checkout)"
     ),
 }
 
@@ -96,11 +195,8 @@ _lock = threading.Lock()
 
 def _probe(name: str) -> str | None:
     """Return None if backend ``name`` imports, else why not."""
-    if name == "numpy":
-        return None
-    module = {"numba": "numba", "cython": "fastgrad._cython.mse"}[name]
     try:
-        importlib.import_module(module)
+        importlib.import_module(BACKEND_PACKAGES[name]).probe()
     except ImportError as exc:  # pragma: no cover - depends on the install
         return f"{exc}"
     return None
@@ -113,13 +209,30 @@ def _reason(name: str) -> str | None:
         return _availability[name]
 
 
+def cython_build() -> str:
+    """One line on the Cython extension: built (with or without OpenMP), or why not and how to get it."""
+    why = _reason("cython")
+    if why is None:
+        from ._cython import mse
+
+        return f"compiled, OpenMP {'on' if mse.has_openmp() else 'OFF (serial)'}"
+    return f"not built ({why}); {_BUILD_HINT['cython']}"
+
+
+def numba_cache_description() -> str:
+    """Where Numba caches fastgrad's kernels, truthfully (or why it does not)."""
+    if _cache.CACHE_DIR is None:
+        return f"off: {_cache.CACHE_OFF_REASON}"
+    return _cache.CACHE_DIR
+
+
 def available_backends() -> list[str]:
     """The backends usable in this installation, in order of preference."""
     return [b for b in BACKENDS if _reason(b) is None]
 
 
 def _check_name(name: object) -> str:
-    if not isinstance(name, str) or name not in BACKENDS:
+    if not isinstance(name, str) or name not in BACKEND_PACKAGES:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(map(repr, BACKENDS))}")
     return name
 
@@ -138,6 +251,33 @@ def _require(name: str) -> str:
         )
     _usable.add(name)
     return name
+
+
+_kernel_modules: dict[tuple[str, str], Any] = {}
+
+
+def kernels(family: str, backend: str | None = None) -> Any:
+    """The kernel module of ``family`` for the backend a call with ``backend=`` uses.
+
+    The one dispatcher: wrappers call ``kernels('mse', backend).loss_grad(...)``
+    and never name a backend.  An unknown family or backend raises.
+    """
+    name = resolve_backend(backend)
+    mod = _kernel_modules.get((name, family))
+    if mod is None:
+        if family not in FAMILIES:
+            raise ValueError(f"unknown kernel family {family!r}; one of {FAMILIES}")
+        mod = importlib.import_module(f"{BACKEND_PACKAGES[name]}.{family}")
+        _kernel_modules[(name, family)] = mod
+    return mod
+
+
+def user_function_kernels() -> Any:
+    """The kernels that evaluate a user's ``@njit`` f (numgrad/numjac): Numba by nature.
+
+    They take the compiled f as an argument, whatever backend is selected.
+    """
+    return kernels("numdiff", "numba")
 
 
 _global_backend: str | None = None
@@ -195,15 +335,47 @@ def resolve_backend(backend: str | None) -> str:
     return _default_backend()
 
 
+def _env_backend() -> str | None:
+    """``FASTGRAD_BACKEND``, validated (a known name) when fastgrad is imported."""
+    env = os.environ.get("FASTGRAD_BACKEND", "").strip().lower()
+    if not env:
+        return None
+    if env not in BACKEND_PACKAGES:
+        raise ValueError(
+            f"environment variable FASTGRAD_BACKEND={os.environ['FASTGRAD_BACKEND']!r} is not a "
+            f"backend: unknown backend {env!r}; choose one of {', '.join(map(repr, BACKENDS))} or unset it"
+        )
+    return env
+
+
+_ENV_BACKEND = _env_backend()
 _env_default: str | None = None
 
 
+def default_backend_and_reason() -> tuple[str, str]:
+    """The backend used when nothing selects one, and why (for ``fastgrad info``)."""
+    if _ENV_BACKEND is not None:
+        return _ENV_BACKEND, "set by the environment variable FASTGRAD_BACKEND"
+    for name in _DEFAULT_ORDER:
+        if _reason(name) is None:
+            if name == "cython":
+                return name, "the Cython extension is built: compiled kernels with no compile wait"
+            return name, f"the Cython extension is not available ({_reason('cython')}); Numba compiles " \
+                         f"each kernel on its first call and caches it on disk"
+    return "numpy", "no compiled backend is available"  # pragma: no cover - numba is a dependency
+
+
 def _default_backend() -> str:
-    """``FASTGRAD_BACKEND`` (read once, at the first call) if set, else 'numba'."""
+    """``FASTGRAD_BACKEND`` if set, else the default (availability checked at the first call)."""
     global _env_default
     if _env_default is None:
-        env = os.environ.get("FASTGRAD_BACKEND", "").strip().lower()
-        _env_default = _require(env) if env else _require(_DEFAULT_BACKEND)
+        if _ENV_BACKEND is None:
+            _env_default = _require(default_backend_and_reason()[0])
+        else:
+            try:
+                _env_default = _require(_ENV_BACKEND)
+            except BackendUnavailableError as exc:
+                raise BackendUnavailableError(f"FASTGRAD_BACKEND={_ENV_BACKEND!r}: {exc}") from None
     return _env_default
 
 
@@ -220,28 +392,52 @@ def _max_threads() -> int:
         return os.cpu_count() or 1
 
 
-def _initial_threads() -> int:
-    env = os.environ.get("FASTGRAD_NUM_THREADS")
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            raise ValueError(f"FASTGRAD_NUM_THREADS must be a positive integer, got {env!r}") from None
-        if n < 1:
-            raise ValueError(f"FASTGRAD_NUM_THREADS must be a positive integer, got {env!r}")
-        return min(n, _max_threads())
-    return _max_threads()
+def _env_threads() -> int | None:
+    """``FASTGRAD_NUM_THREADS``, validated (a positive integer) when fastgrad is imported."""
+    env = os.environ.get("FASTGRAD_NUM_THREADS", "").strip()
+    if not env:
+        return None
+    try:
+        n = int(env)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(
+            f"environment variable FASTGRAD_NUM_THREADS={os.environ['FASTGRAD_NUM_THREADS']!r} must be "
+            f"a positive integer (FASTGRAD_NUM_THREADS must be a positive integer); unset it to use every core"
+        )
+    return n
 
 
+_ENV_THREADS = _env_threads()
 _num_threads: int | None = None
+_threads_started = False  # a parallel kernel was launched in this process
+_forked_child = False  # this process was forked after a parallel launch (see _after_fork)
 
 
 def get_num_threads() -> int:
-    """Number of threads the Numba and Cython/OpenMP kernels run on."""
+    """Number of threads the Numba and Cython/OpenMP kernels run on.
+
+    In a process forked from one that had run a parallel kernel (e.g. a
+    ``multiprocessing`` or ``ProcessPoolExecutor`` worker under the 'fork' start
+    method) this is 1: an OpenMP runtime cannot be used again after a fork, so
+    the child runs every kernel serially.
+    """
     global _num_threads
+    if _forked_child:
+        return 1
     if _num_threads is None:
-        _num_threads = _initial_threads()
+        top = _max_threads()
+        _num_threads = top if _ENV_THREADS is None else min(_ENV_THREADS, top)
     return _num_threads
+
+
+def _after_fork() -> None:
+    global _forked_child
+    _forked_child = _forked_child or _threads_started
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def set_num_threads(n: int) -> None:
@@ -259,15 +455,17 @@ def set_num_threads(n: int) -> None:
     _num_threads = int(n)
 
 
-def numba_threads() -> int:
-    """Apply the thread count to Numba in the calling thread and return it.
+def numba_threads(n: int | None = None) -> int:
+    """Apply the thread count (``n``, default ``get_num_threads()``) to Numba in the calling thread.
 
-    ``numba.set_num_threads`` is thread-local, so every wrapper calls this right
-    before it launches a parallel Numba kernel.
+    ``numba.set_num_threads`` is thread-local, so it is applied right before
+    every parallel Numba launch.  Returns the count.
     """
     import numba
 
-    n = get_num_threads()
+    global _threads_started
+    n = get_num_threads() if n is None else n
+    _threads_started = _threads_started or n > 1
     if numba.get_num_threads() != n:
         numba.set_num_threads(n)
     return n

@@ -25,6 +25,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import _config
+
 __all__ = [
     "as_real",
     "as_contiguous",
@@ -39,6 +41,7 @@ __all__ = [
     "mse_shapes",
     "is_plain_vector_problem",
     "MSEInputs",
+    "as_array",
 ]
 
 _NATIVE = ("f", "d")  # dtype.char of float32, float64
@@ -47,9 +50,11 @@ _NATIVE = ("f", "d")  # dtype.char of float32, float64
 def as_real(x: Any, name: str) -> np.ndarray:
     """``x`` as an ndarray of float32 or float64 (no copy when it already is).
 
-    Raises ``TypeError`` for complex, object, string and other non-real data.
+    Raises ``TypeError`` for complex, object, string and other non-real data,
+    for masked arrays (their mask would be silently dropped) and for
+    ``scipy.sparse`` input; ``ValueError`` naming ``name`` for ragged sequences.
     """
-    arr = x if type(x) is np.ndarray else np.asarray(x)
+    arr = x if type(x) is np.ndarray else as_array(x, name)
     if arr.dtype.char in _NATIVE:
         return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
     kind = arr.dtype.kind
@@ -58,6 +63,34 @@ def as_real(x: Any, name: str) -> np.ndarray:
     if kind == "c":
         raise TypeError(f"{name} is complex ({arr.dtype}); fastgrad works on real data only")
     raise TypeError(f"{name} has dtype {arr.dtype}, which is not a real number type")
+
+
+def as_array(x: Any, name: str) -> np.ndarray:
+    """``np.asarray(x)``, refusing what would silently lose meaning, with errors naming ``name``."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a masked array; masked arrays are not supported (the mask would be ignored): "
+            f"pass {name}.filled(value) or drop the masked rows first"
+        )
+    if _is_sparse(x):
+        raise TypeError(
+            f"{name} is a scipy.sparse {type(x).__name__}; this function takes dense arrays only "
+            f"(pass {name}.toarray()); the Kronecker/Jacobian builders can return sparse results "
+            f"with format='csr'"
+        )
+    try:
+        return np.asarray(x)
+    except ValueError as exc:
+        raise ValueError(f"{name} could not be read as an array: {exc}") from None
+
+
+def _is_sparse(x: Any) -> bool:
+    mod = type(x).__module__
+    if not mod.startswith("scipy.sparse"):
+        return False
+    import scipy.sparse
+
+    return scipy.sparse.issparse(x)
 
 
 def as_contiguous(arr: np.ndarray) -> np.ndarray:
@@ -100,8 +133,8 @@ def check_finite(**arrays: np.ndarray) -> None:
 
 def check_step(h: Any, name: str = "h") -> None:
     """Raise ``ValueError`` unless every step in ``h`` is finite and > 0."""
-    harr = np.asarray(h)
-    if harr.dtype.kind not in "biuf":
+    harr = as_array(h, name)
+    if harr.dtype.kind not in "iuf":  # a bool step (h=True) is a mistake, not 1.0
         raise TypeError(f"{name} must be a real number or array of real numbers, got {harr.dtype}")
     if harr.size == 0 or not (np.isfinite(harr).all() and (harr > 0).all()):
         raise ValueError(f"{name} must be finite and > 0, got {h!r}")
@@ -136,8 +169,10 @@ def check_out(out: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 class MSEInputs(NamedTuple):
     """Validated inputs of the MSE kernels.
 
-    A : (N, D) C-contiguous float32/float64, never written.
-    Y : (N, K) C-contiguous float32/float64 (a view of y), never written.
+    A : (N, D) float32/float64 of any strides (C, Fortran, sliced, negative),
+        never written and never copied unless its dtype needed converting.
+    Y : (N, K) C-contiguous float32/float64 (a view of y when y is contiguous,
+        else an O(N K) copy), never written.
     WT : (K, D) C-contiguous float64 (a transposed copy of w).
     w_shape : the shape of the gradient.
     dtype : the result dtype.
@@ -173,7 +208,9 @@ def mse_shapes(A: Any, y: Any, w: Any, reduction: str) -> tuple[int, int, int]:
     if w.ndim == 2 and y.shape[1] != w.shape[1]:
         raise ValueError(f"w has {w.shape[1]} columns but y has {y.shape[1]} (w {w.shape}, y {y.shape})")
     if N == 0:
-        raise ValueError(f"A has 0 rows (shape {A.shape}): the mean over an empty sample axis is undefined")
+        why = ("the mean over an empty sample axis is undefined" if reduction == "mean"
+               else "an empty sample axis leaves nothing to fit")
+        raise ValueError(f"A has 0 rows (shape {A.shape}): {why}")
     K = 1 if w.ndim == 1 else w.shape[1]
     if K == 0 and reduction == "mean":
         raise ValueError(f"w has 0 columns (shape {w.shape}): the mean over zero outputs is undefined")
@@ -217,7 +254,7 @@ def mse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool = Fal
     Y = as_contiguous(y.reshape(N, K) if y.ndim == 1 else y)
     WT = w.reshape(1, D).astype(np.float64) if w.ndim == 1 else np.array(w.T, dtype=np.float64, order="C")
     scale = 1.0 / (N * K) if reduction == "mean" else 1.0
-    return MSEInputs(as_contiguous(A), Y, WT, w.shape, dtype, scale)
+    return MSEInputs(A, Y, WT, w.shape, dtype, scale)  # A in place, whatever its strides
 
 
 # ---------------------------------------------------------------------------
@@ -253,8 +290,8 @@ def check_chain(mats: Sequence[np.ndarray], names: Sequence[str]) -> None:
 # Neural-network gradients and training (nn.py, train.py).
 # Row-major batches (seed 001): X (N, D), W (D, C), b (C,), Z = X W + b.
 
-NN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")  # codes 0..3 in the kernels
-NN_LOSSES = ("mse", "softmax_cross_entropy")
+NN_ACTIVATIONS = tuple(_config.ACTIVATION_CODES)  # the kernels take the codes
+NN_LOSSES = tuple(_config.LOSS_CODES)
 
 
 def _nn_array(x: Any, name: str, ndim: int, what: str) -> np.ndarray:
@@ -350,7 +387,7 @@ class MLP2Inputs(NamedTuple):
 
 def check_labels(y: Any, N: int, C: int, name: str = "Y") -> np.ndarray:
     """Integer class labels (N,) in [0, C) as intp; ``ValueError`` naming the first bad label."""
-    arr = np.asarray(y)
+    arr = as_array(y, name)
     if arr.dtype.kind == "c" or arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} labels must be integers, got dtype {arr.dtype}")
     if arr.shape[0] != N:
@@ -387,7 +424,7 @@ def mlp2_inputs(X: Any, Y: Any, W1: Any, b1: Any, W2: Any, b2: Any, activation: 
     N, C = X.shape[0], W2.shape[1]
     if C == 0:
         raise ValueError(f"W2 has 0 columns (shape {W2.shape}): the loss over zero outputs is undefined")
-    Yarr = np.asarray(Y)
+    Yarr = as_array(Y, "Y")
     labels = loss == "softmax_cross_entropy" and Yarr.ndim == 1
     if labels:
         Yv = check_labels(Yarr, N, C)
@@ -407,7 +444,7 @@ def mlp2_inputs(X: Any, Y: Any, W1: Any, b1: Any, W2: Any, b2: Any, activation: 
     X, W1, b1, W2, b2 = (np.ascontiguousarray(a, dtype=dtype) for a in (X, W1, b1, W2, b2))
     if not labels:
         Yv = np.ascontiguousarray(Yv, dtype=dtype)
-    return MLP2Inputs(X, Yv, W1, b1, W2, b2, NN_ACTIVATIONS.index(activation), loss, labels, dtype)
+    return MLP2Inputs(X, Yv, W1, b1, W2, b2, _config.ACTIVATION_CODES[activation], loss, labels, dtype)
 
 
 def check_learning_rate(lr: Any, name: str = "lr") -> float:
@@ -418,3 +455,28 @@ def check_learning_rate(lr: Any, name: str = "lr") -> float:
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"{name} must be finite and > 0, got {lr!r}")
     return lr
+
+
+# ---------------------------------------------------------------------------
+# Results of a user's f (numerical differentiation)
+
+
+def f_scalar(value: Any, name: str = "f") -> float:
+    """A user f's result as a float; ``TypeError`` naming ``name`` unless it is one real number.
+
+    None, strings, booleans, complex numbers and other objects are refused
+    (``float("1.5")`` would read a string, a complex result would lose its
+    imaginary part); real scalars and arrays of one element (0-D or 1-D) pass.
+    """
+    if value is None or isinstance(value, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"{name} must return a real number, got {type(value).__name__} {value!r}")
+    try:
+        arr = np.asarray(value)
+    except Exception:  # noqa: BLE001 - an object numpy cannot read
+        raise TypeError(f"{name} must return a real number, got {type(value).__name__}") from None
+    if arr.dtype.kind not in "iuf":
+        hint = " (complex: differentiate its real and imaginary parts separately)" if arr.dtype.kind == "c" else ""
+        raise TypeError(f"{name} must return a real number, got {type(value).__name__} of dtype {arr.dtype}{hint}")
+    if arr.size != 1 or arr.ndim > 1:
+        raise ValueError(f"{name} must return a scalar, got an array of shape {arr.shape}")
+    return float(arr.reshape(()))

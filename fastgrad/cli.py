@@ -1,7 +1,7 @@
 """The ``fastgrad`` command line (also ``python -m fastgrad``).
 
     fastgrad info     versions, backends, threads, CPU, BLAS, Numba cache dir
-    fastgrad check    every kernel of every backend against the numpy reference
+    fastgrad check    every registered check (fastgrad/_bench) on every backend
     fastgrad demo     seed 004's gradient-descent experiment, done right
     fastgrad bench    the benchmark comparisons of SPEC section 8, as a ratio table
 """
@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import platform
 import sys
@@ -18,10 +17,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import __version__, _config
-
-# Modules that define ``_self_checks()``: a list of (name, fn), fn(backend, rng)
-# returning (result, reference) pairs of arrays/floats for small random data.
-CHECK_MODULES = ("mse", "numdiff", "kron", "identities", "nn")
 
 
 def _cpu_name() -> str:
@@ -56,20 +51,16 @@ def info() -> int:
     except ImportError:
         lines.append(("scipy", "not installed"))
     backends = _config.available_backends()
-    if "cython" in backends:
-        from ._cython import mse as cy
-
-        lines.append(("cython build", f"compiled, OpenMP {'on' if cy.has_openmp() else 'OFF (serial)'}"))
-    else:
-        lines.append(("cython build", "not built (" + (_config._reason("cython") or "") + ")"))
+    lines.append(("cython build", _config.cython_build()))
+    default, why = _config.default_backend_and_reason()
     lines += [
         ("backends", ", ".join(backends)),
-        ("default backend", _config.get_backend()),
+        ("default backend", f"{default} ({why})"),
         ("threads", f"{_config.get_num_threads()} (of {numba.config.NUMBA_NUM_THREADS})"),
         ("numba threading layer", str(numba.config.THREADING_LAYER)),
         ("cpu", f"{_cpu_name()} ({os.cpu_count()} logical cores)"),
         ("blas", _blas()),
-        ("numba cache dir", numba.config.CACHE_DIR or "next to the sources (__pycache__)"),
+        ("numba cache dir", _config.numba_cache_description()),
     ]
     width = max(len(k) for k, _ in lines)
     for k, v in lines:
@@ -77,42 +68,18 @@ def info() -> int:
     return 0
 
 
-def _max_err(got, ref) -> tuple[float, bool]:
-    got = np.asarray(got, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    if got.shape != ref.shape:
-        return float("inf"), False
-    if got.size == 0:
-        return 0.0, True
-    err = float(np.max(np.abs(got - ref) / (1.0 + np.abs(ref))))
-    return err, bool(np.allclose(got, ref, rtol=1e-6, atol=1e-8))
-
-
 def check(seed: int = 0) -> int:
-    """Run every ``_self_checks`` entry on every backend; table; 1 on a mismatch."""
-    backends = [b for b in _config.available_backends()]
+    """Run every registered check (``fastgrad._bench``) on every backend; table; 1 on a mismatch."""
+    from ._bench import all_checks, run_check
+
+    backends = _config.available_backends()
     rows = []
     failed = False
-    for modname in CHECK_MODULES:
-        try:
-            mod = importlib.import_module(f"fastgrad.{modname}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"fastgrad.{modname}":
-                continue
-            raise
-        for name, fn in getattr(mod, "_self_checks", lambda: [])():
-            for backend in backends:
-                rng = np.random.default_rng(seed)
-                try:
-                    pairs = fn(backend, rng)
-                    errs = [_max_err(g, r) for g, r in pairs]
-                    err = max(e for e, _ in errs)
-                    ok = all(o for _, o in errs)
-                    status = "ok" if ok else "MISMATCH"
-                except Exception as exc:  # noqa: BLE001 - reported in the table
-                    err, ok, status = float("nan"), False, f"ERROR {type(exc).__name__}: {exc}"
-                failed |= not ok
-                rows.append((name, backend, f"{err:.1e}", status))
+    for chk in all_checks():
+        for backend in backends:
+            res = run_check(chk, backend, seed)
+            failed |= not res.ok
+            rows.append((chk.name, backend, f"{res.err:.1e}", res.status))
     head = ("kernel", "backend", "max rel err", "status")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(4)]
     for r in [head, tuple("-" * w for w in widths), *rows]:
@@ -138,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", metavar="FILE", help="write the medians and ratios as JSON")
     b.add_argument("--plot", metavar="FILE", help="write a bar chart PNG (needs matplotlib)")
     b.add_argument("--rounds", type=int, help="interleaved timing rounds (default 5 quick, 15 full)")
+    b.add_argument("--markdown", action="store_true",
+                   help="print the table as Markdown (default: aligned plain text for a terminal)")
     return p
 
 
@@ -155,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._bench import runner
 
         return runner.main(quick=args.quick, kernel=args.kernel, json_path=args.json,
-                           plot_path=args.plot, rounds=args.rounds)
+                           plot_path=args.plot, rounds=args.rounds, markdown=args.markdown)
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects others
 
 

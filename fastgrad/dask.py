@@ -1,10 +1,11 @@
-r"""Gradients on data that outgrows one machine: dask arrays and ``dask.distributed`` (SPEC section 7).
+r"""Gradients on data that outgrows one machine: dask arrays and ``dask.distributed``.
 
 Least-squares gradients are sums over rows, so they split along the rows of A:
 
     g_jk = -(2/(N K)) sum_c sum_{i in chunk c} a_ij (y_ik - sum_l a_il w_lk)
 
-(seed 000's dW = -(2/N) A^T (Y - A W), one term per row chunk).  Each row chunk
+(the matrix form dW = -(2/(N K)) A^T (Y - A W) of docs/derivations.md, "MSE
+gradient of a linear model", one term per row chunk).  Each row chunk
 of a dask array runs fastgrad's fused in-memory kernel with ``reduction='sum'``
 (one pass over that chunk only), the per-chunk partials ``[loss_c, g_c]`` are
 summed in a tree (8 at a time) and the sum is scaled by 1/(N K) for the mean.
@@ -47,7 +48,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
 from . import _config, _validate
 from . import mse as _mse
-from .numdiff import _steps as _numdiff_steps
+from ._steps import default_steps as _numdiff_steps
 
 __all__ = ["mse_loss", "mse_grad", "mse_loss_and_grad", "numgrad"]
 
@@ -204,7 +205,7 @@ def mse_loss_and_grad(
     r"""Loss and gradient of the linear-model MSE on a dask array A chunked along rows.
 
     ``r = y - A w``; ``loss = (1/(N K)) sum_ik r_ik^2``;
-    ``g_jk = -(2/(N K)) sum_i a_ij r_ik`` (seed 000: dW = -(2/N) A^T (Y - A W)).
+    ``g_jk = -(2/(N K)) sum_i a_ij r_ik``, i.e. dW = -(2/(N K)) A^T (Y - A W).
     Each row chunk of A runs the fused in-memory kernel of
     :func:`fastgrad.mse_loss_and_grad` with ``reduction='sum'``; the chunk
     partials (float64) are summed in a tree and scaled by 1/(N K) for the mean.
@@ -277,8 +278,8 @@ def mse_grad(
 ) -> Any:
     r"""Gradient of the linear-model MSE on a dask array A: ``g_jk = -(2/(N K)) sum_i a_ij r_ik``.
 
-    The chunked form of :func:`fastgrad.mse_grad` (seed 000's
-    dW = -(2/N) A^T (Y - A W)); parameters, chunking rules and ``compute=`` as
+    The chunked form of :func:`fastgrad.mse_grad`
+    (dW = -(2/(N K)) A^T (Y - A W)); parameters, chunking rules and ``compute=`` as
     :func:`mse_loss_and_grad`.
 
     Returns
@@ -331,9 +332,7 @@ _METHODS = ("central", "forward", "backward", "five-point")
 
 
 def _scalar(value: Any) -> float:
-    if np.ndim(value) != 0:
-        raise ValueError(f"f must return a scalar, got an array of shape {np.shape(value)}")
-    return float(value)
+    return _validate.f_scalar(value, "f")
 
 
 def _f_at(f: Any, x: np.ndarray, args: tuple) -> float:
@@ -344,7 +343,9 @@ def _f_at(f: Any, x: np.ndarray, args: tuple) -> float:
 def _f_at_value(f: Any, xc: np.ndarray, flat: np.ndarray, i: int, value: float, args: tuple) -> tuple[float, float]:
     """Store ``value`` into element i of the private copy (rounded to x's dtype); ``(stored, f)``."""
     flat[i] = value
-    return float(flat[i]), _scalar(f(xc, *args))
+    # f gets a fresh copy of the point: an f that changes its argument in place
+    # cannot corrupt the other evaluations of the chunk
+    return float(flat[i]), _scalar(f(xc.copy(), *args))
 
 
 def _numgrad_chunk(f: Any, x: np.ndarray, args: tuple, start: int, stop: int, h: np.ndarray,
@@ -412,8 +413,7 @@ def numgrad(
     The flat indices of x are split into ``n_chunks`` contiguous ranges; each
     task takes the finite differences of its range on its own copy of x and the
     pieces are assembled into x's shape.  ``g_i = (f(x + h_i e_i) - f(x - h_i e_i)) / (2 h_i)``
-    for ``'central'`` (seed 004's central difference, with the ``/(2h)`` it meant),
-    ``(f(x + h_i e_i) - f(x)) / h_i`` for ``'forward'``, ``(f(x) - f(x - h_i e_i)) / h_i``
+    for ``'central'``, ``(f(x + h_i e_i) - f(x)) / h_i`` for ``'forward'``, ``(f(x) - f(x - h_i e_i)) / h_i``
     for ``'backward'``, the 4th-order stencil at x±h, x±2h for ``'five-point'``;
     ``f(x)`` is evaluated once, in its own task.  The steps used are the
     representable ones: the perturbed entry is stored in x's dtype and the
@@ -433,8 +433,8 @@ def numgrad(
     h : float or array_like, optional
         Absolute step(s), broadcast to x's shape, finite and > 0, and large
         enough that ``x + h`` differs from x in x's dtype (else ``ValueError``).
-        Default (SPEC section 3, the rule of ``fastgrad.numgrad``):
-        ``c * max(1, |x_i|)`` with c = eps^(1/3) for central, eps^(1/2) for
+        Default (the rule of ``fastgrad.numgrad``; docs/derivations.md, "Limits
+        and finite differences"): ``c * max(1, |x_i|)`` with c = eps^(1/3) for central, eps^(1/2) for
         forward/backward, eps^(1/5) for five-point, eps of x's dtype.
     method : {'central', 'forward', 'backward', 'five-point'}
     client : distributed.Client, optional

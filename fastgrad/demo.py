@@ -1,14 +1,16 @@
-r"""``fastgrad demo``: seed 004's experiment done right.
+r"""``fastgrad demo``: a small least-squares fit by gradient descent, done right.
 
-Seed 004 fits ``Y ~ A W`` with A = [[1,2,3],[4,5,6],[7,8,9]] (float32),
-Y = [14, 32, 50] and ``np.random.seed(0); W = np.random.randn(3, 1)`` by
-"central differences" written ``(loss(w+h) - loss(w-h)) / 2*h`` with h = 0.1.
-Python reads that as ``((loss(w+h) - loss(w-h)) / 2) * h``, i.e. h² times the
-central difference quotient: the seed's loop is gradient descent with learning
-rate h² = 0.01.  The demo runs correct central differences
-(``fastgrad.fit_linear(grad='central', h=0.1)``) at lr = 0.01, which reproduces
-the seed's printed trace, runs the analytic gradient
-(``fastgrad.mse_loss_and_grad``) alongside, shows that both agree, and writes a
+The demo fits ``Y ~ A W`` with A = [[1,2,3],[4,5,6],[7,8,9]] (float32),
+Y = [14, 32, 50] and ``np.random.seed(0); W = np.random.randn(3, 1)``.  This
+example first appeared with its "central differences" written
+``(loss(w+h) - loss(w-h)) / 2*h`` with h = 0.1.  Python reads that as
+``((loss(w+h) - loss(w-h)) / 2) * h``, i.e. h² times the central difference
+quotient, so that loop was gradient descent with learning rate h² = 0.01
+(docs/derivations.md, "Slips in the original notes").  The demo runs correct
+central differences (``fastgrad.fit_linear(grad='central', h=0.1)``) at
+lr = 0.01, which reproduces the original printed trace, runs the analytic
+gradient (``fastgrad.mse_loss_and_grad``) alongside, shows that both agree
+(docs/derivations.md, "MSE gradient of a linear model"), and writes a
 loss-curve PNG when matplotlib (the extra ``plot``) is installed.
 
 Wired into the command line by ``fastgrad.cli`` as the ``demo`` subcommand via
@@ -26,7 +28,8 @@ import numpy as np
 
 __all__ = ["add_arguments", "run", "seed004_problem", "SEED004_TRACE"]
 
-# What seed 004 printed (loss before training, after updates 1-5 and 997-1000, final W).
+# The trace the original example printed (loss before training, after updates 1-5 and
+# 997-1000, final W).
 SEED004_TRACE = {
     0: 340.381080443314,
     1: 271.2823807105329,
@@ -45,7 +48,7 @@ DEFAULT_OUT = "fastgrad-demo-loss.png"
 
 
 def seed004_problem() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Seed 004's ``(A, Y, W0)``: A float32 (3, 3), Y (3, 1), ``np.random.seed(0); randn(3, 1)``.
+    """The demo's ``(A, Y, W0)``: A float32 (3, 3), Y (3, 1), ``np.random.seed(0); randn(3, 1)``.
 
     The global numpy random state is left as it was.
     """
@@ -62,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     parser.add_argument("--epochs", type=int, default=1000, help="gradient-descent updates (default 1000)")
     parser.add_argument("--lr", type=float, default=0.01,
-                        help="learning rate (default 0.01 = h**2, the seed's effective rate)")
+                        help="learning rate (default 0.01 = h**2, the original example's effective rate)")
     parser.add_argument("--h", type=float, default=0.1, help="central-difference step (default 0.1)")
     return parser
 
@@ -79,7 +82,7 @@ def _plot(losses_central: np.ndarray, losses_analytic: np.ndarray, path: str) ->
     ax.semilogy(losses_analytic, "--", label="analytic gradient")
     ax.set_xlabel("Epochs")
     ax.set_ylabel("Loss (MSE)")
-    ax.set_title("fastgrad demo: seed 004, gradient descent")
+    ax.set_title("fastgrad demo: least squares by gradient descent")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)
@@ -107,11 +110,12 @@ def run(args: argparse.Namespace | None = None, *, file: TextIO | None = None) -
         say(f"fastgrad demo: {exc}")
         return 2
 
-    say("Seed 004: fit Y ~ A W by gradient descent on the mean squared error.")
+    say("Fit Y ~ A W by gradient descent on the mean squared error:")
     say("  A = [[1,2,3],[4,5,6],[7,8,9]] (float32), Y = [14, 32, 50], "
         "np.random.seed(0); W = np.random.randn(3, 1)")
-    say("The seed's step (loss(w+h) - loss(w-h)) / 2*h divides by 2 and then MULTIPLIES by h:")
-    say(f"  it is h**2 * dL/dw, so its loop is gradient descent with learning rate h**2 = {0.1**2:g}.")
+    say("This example first appeared with the step (loss(w+h) - loss(w-h)) / 2*h, which divides")
+    say("  by 2 and then MULTIPLIES by h: it is h**2 * dL/dw, so that loop was gradient descent")
+    say(f"  with learning rate h**2 = {0.1**2:g} (docs/derivations.md, \"Slips in the original notes\").")
     say(f"Here: correct central differences (h = {h:g}), divided by 2h, at lr = {lr:g}:")
     say()
     losses = central.losses
@@ -136,7 +140,9 @@ def run(args: argparse.Namespace | None = None, *, file: TextIO | None = None) -
     if epochs == 1000 and lr == 0.01:
         rel = max(abs(losses[k] - v) / v for k, v in SEED004_TRACE.items())
         verdict = "reproduce" if rel < 1e-8 else "DO NOT reproduce"
-        say(f"  and {verdict} the seed's printed trace (max relative difference {rel:.1e}).")
+        say(f"  and {verdict} the original example's printed trace (max relative difference {rel:.1e}).")
+    say("The loss is quadratic in each weight, so central differences differ from the analytic")
+    say("gradient by rounding only (docs/derivations.md, \"MSE gradient of a linear model\").")
     say()
     if getattr(args, "no_plot", False):
         return 0 if agree else 1

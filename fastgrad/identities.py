@@ -1,19 +1,20 @@
-r"""Matrix-differential identities of seed 002, as functions returning the gradient.
+r"""Matrix-differential identities, as functions returning the gradient.
 
-Seed 002 works in differentials: ``dy = tr(G_num dX)`` defines the numerator-layout
-derivative ``G_num``; fastgrad's default is the gradient layout (SPEC section 1),
-an array shaped like X, which is ``G_num`` transposed.  Every function returning a
-gradient takes ``layout='gradient'|'numerator'``.
+The derivations work in differentials (docs/derivations.md, "Matrix differentials"):
+``dy = tr(G_num dX)`` defines the numerator-layout derivative ``G_num``; fastgrad's
+default is the gradient layout, an array shaped like X, which is ``G_num``
+transposed.  Every function returning a gradient takes
+``layout='gradient'|'numerator'``.
 
 =====================================  ====================================  ==========================
-function                               gradient layout                       seed 002 equation
+function                               gradient layout                       differential
 =====================================  ====================================  ==========================
 ``grad_logdet(X)``                     ``X^{-T}``                            d ln|X| = tr(X⁻¹ dX)
-``grad_det(X)``                        ``adj(X)ᵀ`` (singular X too)          (10) d|X| = tr(adj(X) dX)
+``grad_det(X)``                        ``adj(X)ᵀ`` (singular X too)          d|X| = tr(adj(X) dX)
 ``grad_trace_AXB(A, B)``               ``Aᵀ Bᵀ`` (numerator: ``B A``)        d tr(AXB) = tr(BA dX)
 ``grad_sq_norm_affine(W, x, b)``       ``2 (W x + b) xᵀ``                    d‖Wx+b‖² = tr(2x(Wx+b)ᵀ dW)
-``dinv(X, dX)``                        ``−X⁻¹ dX X⁻¹`` (a differential)      (8)
-``jacobian_inv(X)``                    ``−X^{-T} ⊗ X⁻¹`` (order F)           (8) vectorised
+``dinv(X, dX)``                        ``−X⁻¹ dX X⁻¹`` (a differential)      d(X⁻¹) = −X⁻¹ dX X⁻¹
+``jacobian_inv(X)``                    ``−X^{-T} ⊗ X⁻¹`` (order F)           d(X⁻¹), vectorised
 =====================================  ====================================  ==========================
 
 These are small dense linear-algebra calls (numpy/LAPACK), not hot loops; they
@@ -45,9 +46,11 @@ def _layout(layout: str) -> str:
     return _validate.check_choice(layout, "layout", LAYOUTS)
 
 
-def _square(X: Any, name: str) -> np.ndarray:
+def _square(X: Any, name: str, check_finite: bool = False) -> np.ndarray:
     Xa = _validate.as_matrix(X, name)
     _validate.check_square(Xa, name)
+    if check_finite:
+        _validate.check_finite(**{name: Xa})
     return Xa
 
 
@@ -63,8 +66,8 @@ def _inv(X64: np.ndarray, name: str) -> np.ndarray:
         raise np.linalg.LinAlgError(f"{name} is singular: it has no inverse") from None
 
 
-def grad_logdet(X: Any, *, signed: bool = False, layout: str = "gradient") -> np.ndarray:
-    r"""Gradient of ``log det X``: ``X^{-T}`` (seed 002: d ln|X| = tr(X⁻¹ dX)).
+def grad_logdet(X: Any, *, signed: bool = False, layout: str = "gradient", check_finite: bool = False) -> np.ndarray:
+    r"""Gradient of ``log det X``: ``X^{-T}`` (from d ln|X| = tr(X⁻¹ dX)).
 
     Parameters
     ----------
@@ -74,6 +77,9 @@ def grad_logdet(X: Any, *, signed: bool = False, layout: str = "gradient") -> np
         True: the gradient of ``log |det X|``, the same ``X^{-T}``, for either sign.
     layout : {'gradient', 'numerator'}
         ``'gradient'`` (default): ``X^{-T}``, shaped like X; ``'numerator'``: ``X⁻¹``.
+    check_finite : bool
+        Raise ``ValueError`` if an input holds NaN or Inf (otherwise NaN
+        propagates into the result).
 
     Raises
     ------
@@ -89,7 +95,7 @@ def grad_logdet(X: Any, *, signed: bool = False, layout: str = "gradient") -> np
     [[0.5, 0.0], [-0.125, 0.25]]
     """
     _layout(layout)
-    Xa = _square(X, "X")
+    Xa = _square(X, "X", check_finite)
     X64 = Xa.astype(np.float64, copy=False)
     sign, _ = np.linalg.slogdet(X64)
     if sign == 0:
@@ -99,19 +105,23 @@ def grad_logdet(X: Any, *, signed: bool = False, layout: str = "gradient") -> np
     return _finish(_inv(X64, "X").T, Xa.dtype, layout)
 
 
-def grad_det(X: Any, *, layout: str = "gradient") -> np.ndarray:
+def grad_det(X: Any, *, layout: str = "gradient", check_finite: bool = False) -> np.ndarray:
     r"""Gradient of ``det X``: the cofactor matrix ``adj(X)ᵀ``, defined for singular X too.
 
-    Seed 002, eq. (10): ``d|X| = tr(adj(X) dX)``.  The adjugate is computed from the
-    SVD ``X = U S Vᵀ``: ``adj(X)ᵀ = det(U) det(V) U diag(∏_{j≠i} s_j) Vᵀ`` — no
-    division by det X, so rank-deficient X (rank n−1: a nonzero gradient; rank
-    ≤ n−2: zero) is exact to rounding, unlike ``det(X) X^{-T}``.
+    The differential ``d|X| = tr(adj(X) dX)`` (Jacobi's formula; docs/derivations.md,
+    "Matrix differentials").  The adjugate is computed from the SVD ``X = U S Vᵀ``:
+    ``adj(X)ᵀ = det(U) det(V) U diag(∏_{j≠i} s_j) Vᵀ`` — no division by det X, so
+    rank-deficient X (rank n−1: a nonzero gradient; rank ≤ n−2: zero) is exact to
+    rounding, unlike ``det(X) X^{-T}``.
 
     Parameters
     ----------
     X : array_like of shape (n, n)
     layout : {'gradient', 'numerator'}
         ``'numerator'`` returns ``adj(X)``.
+    check_finite : bool
+        Raise ``ValueError`` if an input holds NaN or Inf (otherwise NaN
+        propagates into the result).
 
     Examples
     --------
@@ -120,10 +130,13 @@ def grad_det(X: Any, *, layout: str = "gradient") -> np.ndarray:
     [[4.0, -2.0], [-2.0, 1.0]]
     """
     _layout(layout)
-    Xa = _square(X, "X")
+    Xa = _square(X, "X", check_finite)
     n = Xa.shape[0]
     if n == 0:
         return np.zeros((0, 0), Xa.dtype)
+    if not np.isfinite(Xa).all():
+        # NaN/Inf propagate (the SVD would not converge): every cofactor depends on them
+        return _finish(np.full((n, n), np.nan), Xa.dtype, layout)
     U, s, Vt = np.linalg.svd(Xa.astype(np.float64, copy=False))
     # p_i = prod_{j != i} s_j from prefix and suffix products (no division)
     pre = np.concatenate(([1.0], np.cumprod(s[:-1])))
@@ -133,10 +146,10 @@ def grad_det(X: Any, *, layout: str = "gradient") -> np.ndarray:
     return _finish(d * ((U * p) @ Vt), Xa.dtype, layout)
 
 
-def grad_trace_AXB(A: Any, B: Any, *, layout: str = "gradient") -> np.ndarray:
-    r"""Gradient of ``tr(A X B)`` wrt X: ``Aᵀ Bᵀ`` (numerator layout: ``B A``); seed 002.
+def grad_trace_AXB(A: Any, B: Any, *, layout: str = "gradient", check_finite: bool = False) -> np.ndarray:
+    r"""Gradient of ``tr(A X B)`` wrt X: ``Aᵀ Bᵀ`` (numerator layout: ``B A``).
 
-    Seed 002: ``d tr(AXB) = tr(A dX B) = tr(BA dX)``.
+    From the differential ``d tr(AXB) = tr(A dX B) = tr(BA dX)``.
 
     Parameters
     ----------
@@ -144,6 +157,9 @@ def grad_trace_AXB(A: Any, B: Any, *, layout: str = "gradient") -> np.ndarray:
     B : array_like of shape (n, p)
         X is (m, n); ``A X B`` must be square (A's rows = B's columns).
     layout : {'gradient', 'numerator'}
+    check_finite : bool
+        Raise ``ValueError`` if an input holds NaN or Inf (otherwise NaN
+        propagates into the result).
 
     Returns
     -------
@@ -159,6 +175,8 @@ def grad_trace_AXB(A: Any, B: Any, *, layout: str = "gradient") -> np.ndarray:
     _layout(layout)
     Aa = _validate.as_matrix(A, "A")
     Ba = _validate.as_matrix(B, "B")
+    if check_finite:
+        _validate.check_finite(A=Aa, B=Ba)
     if Aa.shape[0] != Ba.shape[1]:
         raise ValueError(f"A has {Aa.shape[0]} rows but B has {Ba.shape[1]} columns, so A X B is not "
                          f"square and has no trace (A {Aa.shape}, B {Ba.shape})")
@@ -166,10 +184,11 @@ def grad_trace_AXB(A: Any, B: Any, *, layout: str = "gradient") -> np.ndarray:
     return _finish(G, _validate.result_dtype(Aa, Ba), layout)
 
 
-def grad_sq_norm_affine(W: Any, x: Any, b: Any, *, layout: str = "gradient") -> np.ndarray:
-    r"""Gradient of ``‖W x + b‖²`` wrt W: ``2 (W x + b) xᵀ``; seed 002.
+def grad_sq_norm_affine(W: Any, x: Any, b: Any, *, layout: str = "gradient",
+                        check_finite: bool = False) -> np.ndarray:
+    r"""Gradient of ``‖W x + b‖²`` wrt W: ``2 (W x + b) xᵀ``.
 
-    Seed 002: ``d‖Wx + b‖² = 2(Wx + b)ᵀ dW x = tr(2 x (Wx + b)ᵀ dW)``, whose
+    From the differential ``d‖Wx + b‖² = 2(Wx + b)ᵀ dW x = tr(2 x (Wx + b)ᵀ dW)``, whose
     numerator form ``2 x (Wx + b)ᵀ`` is returned for ``layout='numerator'``.
 
     Parameters
@@ -178,6 +197,9 @@ def grad_sq_norm_affine(W: Any, x: Any, b: Any, *, layout: str = "gradient") -> 
     x : array_like of shape (m,)
     b : array_like of shape (n,)
     layout : {'gradient', 'numerator'}
+    check_finite : bool
+        Raise ``ValueError`` if an input holds NaN or Inf (otherwise NaN
+        propagates into the result).
 
     Returns
     -------
@@ -195,6 +217,8 @@ def grad_sq_norm_affine(W: Any, x: Any, b: Any, *, layout: str = "gradient") -> 
     ba = _validate.as_real(b, "b")
     _validate.check_ndim(xa, "x", (1,), "1-D (m,)")
     _validate.check_ndim(ba, "b", (1,), "1-D (n,)")
+    if check_finite:
+        _validate.check_finite(W=Wa, x=xa, b=ba)
     if Wa.shape[1] != xa.shape[0]:
         raise ValueError(f"W has {Wa.shape[1]} columns but x has {xa.shape[0]} elements "
                          f"(W {Wa.shape}, x {xa.shape})")
@@ -206,8 +230,8 @@ def grad_sq_norm_affine(W: Any, x: Any, b: Any, *, layout: str = "gradient") -> 
     return _finish(2.0 * np.outer(y, x64), _validate.result_dtype(Wa, xa, ba), layout)
 
 
-def dinv(X: Any, dX: Any) -> np.ndarray:
-    r"""Differential of the inverse: ``d(X⁻¹) = −X⁻¹ dX X⁻¹`` (seed 002, eq. 8).
+def dinv(X: Any, dX: Any, *, check_finite: bool = False) -> np.ndarray:
+    r"""Differential of the inverse: ``d(X⁻¹) = −X⁻¹ dX X⁻¹``.
 
     From ``d(X⁻¹ X) = d(X⁻¹) X + X⁻¹ dX = 0``.  The first-order change of ``inv(X)``
     in the direction dX.
@@ -217,6 +241,9 @@ def dinv(X: Any, dX: Any) -> np.ndarray:
     X : array_like of shape (n, n)
         Invertible (``numpy.linalg.LinAlgError`` if singular).
     dX : array_like of shape (n, n)
+    check_finite : bool
+        Raise ``ValueError`` if an input holds NaN or Inf (otherwise NaN
+        propagates into the result).
 
     Examples
     --------
@@ -226,6 +253,8 @@ def dinv(X: Any, dX: Any) -> np.ndarray:
     """
     Xa = _square(X, "X")
     dXa = _validate.as_matrix(dX, "dX")
+    if check_finite:
+        _validate.check_finite(X=Xa, dX=dXa)
     if dXa.shape != Xa.shape:
         raise ValueError(f"dX has shape {dXa.shape} but X has shape {Xa.shape}")
     Xi = _inv(Xa.astype(np.float64, copy=False), "X")
@@ -233,10 +262,12 @@ def dinv(X: Any, dX: Any) -> np.ndarray:
                                 dtype=_validate.result_dtype(Xa, dXa))
 
 
-def jacobian_inv(X: Any, order: str = "F", *, backend: str | None = None) -> np.ndarray:
+def jacobian_inv(X: Any, order: str = "F", *, check_finite: bool = False,
+                 backend: str | None = None) -> np.ndarray:
     r"""∂vec(X⁻¹)/∂vec(X): ``−X^{-T} ⊗ X⁻¹`` (order F) or ``−X⁻¹ ⊗ X^{-T}`` (order C).
 
-    Seed 002, eq. (8) vectorised: ``vec(−X⁻¹ dX X⁻¹) = −(X^{-T} ⊗ X⁻¹) vec(dX)``
+    The differential ``d(X⁻¹) = −X⁻¹ dX X⁻¹``, vectorised with
+    ``vec(A X B) = (Bᵀ ⊗ A) vec(X)``: ``vec(−X⁻¹ dX X⁻¹) = −(X^{-T} ⊗ X⁻¹) vec(dX)``
     for the column-stacking vec; with numpy's row-major ravel the entry
     ``∂(X⁻¹)_ij/∂X_ab = −(X⁻¹)_ia (X⁻¹)_bj`` sits at ``[i n + j, a n + b]``, which is
     ``−X⁻¹ ⊗ X^{-T}``.
@@ -248,6 +279,9 @@ def jacobian_inv(X: Any, order: str = "F", *, backend: str | None = None) -> np.
     order : {'F', 'C'}
     backend : str, optional
         Backend of the Kronecker kernel.
+    check_finite : bool
+        Raise ``ValueError`` if an input holds NaN or Inf (otherwise NaN
+        propagates into the result).
 
     Returns
     -------
@@ -260,7 +294,7 @@ def jacobian_inv(X: Any, order: str = "F", *, backend: str | None = None) -> np.
     [-0.25, -0.125, -0.125, -0.0625]
     """
     _validate.check_choice(order, "order", ("F", "C"))
-    Xa = _square(X, "X")
+    Xa = _square(X, "X", check_finite)
     Xi = _inv(Xa.astype(np.float64, copy=False), "X").astype(Xa.dtype, copy=False)
     if order == "F":
         return kron(-Xi.T, Xi, backend=backend)
@@ -287,4 +321,4 @@ def _self_checks():
             (jacobian_inv(X, "C", backend=backend), -np.kron(Xi, Xi.T)),
         ]
 
-    return [("identities (seed 002) n=5", fn)]
+    return [("matrix-differential identities n=5", fn)]

@@ -1,17 +1,20 @@
-r"""Kronecker products, vec, and the closed-form Jacobians of matrix functions (seeds 001, 003).
+r"""Kronecker products, vec, and the closed-form Jacobians of matrix functions.
 
-Vectorisation order (SPEC section 1): ``order='F'`` is the textbook vec (column
+The math is in docs/derivations.md, "Kronecker and vec Jacobians".
+
+Vectorisation order: ``order='F'`` is the textbook vec (column
 stacking), ``order='C'`` numpy's row-major ravel.  With them:
 
 * ``kron(A, B)``: ``(A ⊗ B)[i mB + k, j nB + l] = a_ij b_kl`` (== ``np.kron``),
   written straight into ``out``, each element once, in parallel over output rows.
 * ``jacobian_Wx(x, n)``: ∂(W x)/∂vec(W) for W (n, m) — ``xᵀ ⊗ I_n`` (F),
-  ``I_n ⊗ xᵀ`` (C) (seed 001, 1.3: ∂f_i/∂W_ab = δ_ia x_b).
+  ``I_n ⊗ xᵀ`` (C), since for ``f = W x``, ∂f_i/∂W_ab = δ_ia x_b.
 * ``jacobian_AXB(A, B)``: ∂vec(A X B)/∂vec(X) — ``Bᵀ ⊗ A`` (F), ``A ⊗ Bᵀ`` (C).
 * ``KronOperator(A, B)``: ``A ⊗ B`` as a ``scipy.sparse.linalg.LinearOperator``
   applied by the vec trick, never formed.
 * ``matmul_jacobian(*mats, wrt)``: ``J[i, j, a, b] = ∂P_ij/∂(M_wrt)_ab = L_ia R_bj``
-  for ``P = M_0 M_1 … M_{k-1}`` (seed 003, with its index slip corrected).
+  for ``P = M_0 M_1 … M_{k-1}`` (an index slip in an earlier draft of the notes
+  corrected; see docs/derivations.md, "Slips in the original notes").
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
-from . import _config, _validate, reference
+from . import _config, _validate
 
 __all__ = [
     "kron",
@@ -38,47 +41,19 @@ __all__ = [
 ORDERS = ("F", "C")
 FORMATS = ("dense", "csr", "operator")
 
-# The kron/Jacobian fills only write (one multiply per element, no reduction), so
-# they are bound by memory bandwidth, which one core nearly saturates: on the 2-core
-# development machine a serial fill of a 3000 x 3000 float64 output streams ~25 GB/s
-# (2.3 ms), two threads at best 1.8 ms, while waking the OpenMP team there costs
-# 4-16 ms whenever another process holds the second core.  Outputs below this many
-# elements (128 MB of float64) therefore take the serial path; above it the
-# parallel kernels spread the output rows over the threads.
-PARALLEL_MIN_ELEMENTS = 1 << 24
-
 
 # ---------------------------------------------------------------------------
 # kron
 
 
-def _n_threads(work: int) -> int:
-    return 1 if work < PARALLEL_MIN_ELEMENTS else _config.get_num_threads()
+def _fill_threads(size: int) -> int:
+    """Threads for a fill of ``size`` output elements (serial below ``_config.FILL_PARALLEL_MIN``)."""
+    return _config.threads_for(size, _config.FILL_PARALLEL_MIN)
 
 
-def _kron_into(A: np.ndarray, B: np.ndarray, out: np.ndarray, name: str) -> None:
-    """``out[...] = A ⊗ B``; A, B C-contiguous 2-D of out's dtype, out 2-D writeable."""
-    if name == "numba":
-        from ._numba import kron as nb
-
-        if out.size < PARALLEL_MIN_ELEMENTS:
-            nb.kron(A, B, out)
-        else:
-            _config.numba_threads()
-            with _config.parallel_guard():
-                nb.kron_parallel(A, B, out)
-    elif name == "cython":
-        from ._cython import kron as cy
-
-        isz = out.itemsize
-        if out.strides[0] % isz or out.strides[1] % isz:  # pragma: no cover - unaligned views
-            tmp = np.empty(out.shape, out.dtype)
-            cy.kron(A, B, tmp, _n_threads(out.size))
-            out[...] = tmp
-        else:
-            cy.kron(A, B, out, _n_threads(out.size))
-    else:
-        out[...] = reference.kron(A, B)
+def _kron_into(A: np.ndarray, B: np.ndarray, out: np.ndarray, k) -> None:
+    """``out[...] = A ⊗ B`` by kernel module ``k``; A, B C-contiguous 2-D of out's dtype, out 2-D writeable."""
+    k.kron(A, B, out, _fill_threads(out.size))
 
 
 def _kron_operands(A: Any, B: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], np.dtype]:
@@ -100,7 +75,8 @@ def _kron_operands(A: Any, B: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, .
     return a2, b2, shape, dtype
 
 
-def kron(A: Any, B: Any, *, out: np.ndarray | None = None, backend: str | None = None) -> np.ndarray:
+def kron(A: Any, B: Any, *, out: np.ndarray | None = None, check_finite: bool = False,
+         backend: str | None = None) -> np.ndarray:
     r"""Kronecker product ``A ⊗ B``, equal to ``np.kron(A, B)`` for 1-D and 2-D inputs.
 
     ``(A ⊗ B)[i mB + k, j nB + l] = a_ij b_kl``; a 1-D operand is a (1, n) row, and
@@ -116,7 +92,11 @@ def kron(A: Any, B: Any, *, out: np.ndarray | None = None, backend: str | None =
         operand is copied to a contiguous array of the result dtype first (they
         are small next to the output).  Never written.
     out : ndarray of shape (mA mB, nA nB), optional
-        Written in place (any strides); its dtype must be the result dtype.
+        Written in place (any strides); its dtype must be the result dtype.  It
+        may overlap A or B (they are copied first then).
+    check_finite : bool
+        Raise ``ValueError`` if A or B holds NaN or Inf (otherwise they propagate
+        as ``np.kron``'s products do).
     backend : {'numba', 'cython', 'numpy'}, optional
 
     Returns
@@ -134,14 +114,16 @@ def kron(A: Any, B: Any, *, out: np.ndarray | None = None, backend: str | None =
     True
     """
     a2, b2, shape, dtype = _kron_operands(A, B)
-    name = _config.resolve_backend(backend)
+    if check_finite:
+        _validate.check_finite(A=a2, B=b2)
+    k = _config.kernels("kron", backend)
     if out is None:
         out = np.empty(shape, dtype)
     else:
         _validate.check_out(out, shape, dtype)
         if np.may_share_memory(out, a2) or np.may_share_memory(out, b2):
             a2, b2 = a2.copy(), b2.copy()
-    _kron_into(a2, b2, out.reshape(a2.shape[0] * b2.shape[0], -1) if out.ndim == 1 else out, name)
+    _kron_into(a2, b2, out.reshape(a2.shape[0] * b2.shape[0], -1) if out.ndim == 1 else out, k)
     return out
 
 
@@ -217,14 +199,10 @@ def _row_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.array([0, cols.size], dtype=np.int64), cols, np.ascontiguousarray(x[cols])
 
 
-def _kron_csr(P, Pshape, Q, Qshape, dtype: np.dtype, name: str) -> sp.csr_array:
+def _kron_csr(P, Pshape, Q, Qshape, dtype: np.dtype, k) -> sp.csr_array:
     """CSR of ``P ⊗ Q`` from the factors' CSR parts, only the structural nonzeros, no dense step."""
     (mP, nP), (mQ, nQ) = Pshape, Qshape
     shape = (mP * mQ, nP * nQ)
-    if name == "numpy":
-        out = reference.kron_csr(sp.csr_array((P[2], P[1], P[0]), shape=Pshape),
-                                 sp.csr_array((Q[2], Q[1], Q[0]), shape=Qshape))
-        return out.astype(dtype, copy=False)
     cntP = np.diff(P[0])
     cntQ = np.diff(Q[0])
     nnz = int(cntP.sum()) * int(cntQ.sum())
@@ -235,22 +213,7 @@ def _kron_csr(P, Pshape, Q, Qshape, dtype: np.dtype, name: str) -> sp.csr_array:
     indptr = np.empty(shape[0] + 1, dtype=idx)
     indices = np.empty(nnz, dtype=idx)
     data = np.empty(nnz, dtype=dtype)
-    if name == "numba":
-        from ._numba import kron as nb
-
-        nb.kron_csr_indptr(Pp, Qp, indptr)
-        if nnz < PARALLEL_MIN_ELEMENTS:
-            nb.kron_csr_fill(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data)
-        else:
-            _config.numba_threads()
-            with _config.parallel_guard():
-                nb.kron_csr_fill_parallel(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data)
-    else:
-        from ._cython import kron as cy
-
-        indptr[0] = 0
-        np.cumsum(np.multiply.outer(cntP, cntQ).ravel(), out=indptr[1:])
-        cy.csr_fill(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data, _n_threads(nnz))
+    k.kron_csr(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data, _fill_threads(nnz))
     out = sp.csr_array((data, indices, indptr), shape=shape, copy=False)
     out.has_sorted_indices = True
     return out
@@ -268,7 +231,7 @@ def jacobian_Wx(x: Any, n: int, *, order: str = "F", format: str = "dense",
                 backend: str | None = None):
     r"""∂(W x)/∂vec(W) for W of shape (n, m): ``xᵀ ⊗ I_n`` (order F) or ``I_n ⊗ xᵀ`` (order C).
 
-    Seed 001 (1.3): ``f = W x``, ``∂f_i/∂W_ab = δ_ia x_b``, so
+    For ``f = W x``, ``∂f_i/∂W_ab = δ_ia x_b``, so
     ``J[i, a + b n] = δ_ia x_b`` for the column-stacking vec (F) and
     ``J[i, a m + b] = δ_ia x_b`` for numpy's row-major ravel (C).
 
@@ -305,7 +268,7 @@ def jacobian_Wx(x: Any, n: int, *, order: str = "F", format: str = "dense",
         xa = xa[:, 0]
     _validate.check_ndim(xa, "x", (1,), "1-D (m,) or a column (m, 1)")
     n = _validate.check_positive_int(n, "n")
-    name = _config.resolve_backend(backend)
+    k = _config.kernels("kron", backend)
     dtype = xa.dtype
     m = xa.shape[0]
     order_c = order == "C"
@@ -317,37 +280,23 @@ def jacobian_Wx(x: Any, n: int, *, order: str = "F", format: str = "dense",
     if format == "csr":
         xp, ep = _row_parts(xc), _eye_parts(n, dtype)
         if order_c:
-            return _kron_csr(ep, (n, n), xp, (1, m), dtype, name)
-        return _kron_csr(xp, (1, m), ep, (n, n), dtype, name)
+            return _kron_csr(ep, (n, n), xp, (1, m), dtype, k)
+        return _kron_csr(xp, (1, m), ep, (n, n), dtype, k)
     out = np.empty((n, n * m), dtype)
-    if name == "numba":
-        from ._numba import kron as nb
-
-        if out.size < PARALLEL_MIN_ELEMENTS:
-            nb.jacobian_wx(xc, order_c, out)
-        else:
-            _config.numba_threads()
-            with _config.parallel_guard():
-                nb.jacobian_wx_parallel(xc, order_c, out)
-    elif name == "cython":
-        from ._cython import kron as cy
-
-        cy.jacobian_wx(xc, order_c, out, _n_threads(out.size))
-    else:
-        out[...] = reference.jacobian_wx(xc, n, order_c)
+    k.jacobian_wx(xc, order_c, out, _fill_threads(out.size))
     return out
 
 
-def _kron_any(P: np.ndarray, Q: np.ndarray, dtype: np.dtype, fmt: str, name: str, backend):
+def _kron_any(P: np.ndarray, Q: np.ndarray, dtype: np.dtype, fmt: str, k, backend):
     """``P ⊗ Q`` (2-D real arrays, any layout) in format ``fmt``."""
     if fmt == "operator":
         return KronOperator(P, Q, backend=backend)
     P = np.ascontiguousarray(P, dtype=dtype)
     Q = np.ascontiguousarray(Q, dtype=dtype)
     if fmt == "csr":
-        return _kron_csr(_csr_parts(P), P.shape, _csr_parts(Q), Q.shape, dtype, name)
+        return _kron_csr(_csr_parts(P), P.shape, _csr_parts(Q), Q.shape, dtype, k)
     out = np.empty((P.shape[0] * Q.shape[0], P.shape[1] * Q.shape[1]), dtype)
-    _kron_into(P, Q, out, name)
+    _kron_into(P, Q, out, k)
     return out
 
 
@@ -391,11 +340,11 @@ def jacobian_AXB(A: Any, B: Any, *, order: str = "F", format: str = "dense",
     _check_format(format)
     Aa = _validate.as_matrix(A, "A")
     Ba = _validate.as_matrix(B, "B")
-    name = _config.resolve_backend(backend)
+    k = _config.kernels("kron", backend)
     dtype = _validate.result_dtype(Aa, Ba)
     if order == "F":
-        return _kron_any(Ba.T, Aa, dtype, format, name, backend)
-    return _kron_any(Aa, Ba.T, dtype, format, name, backend)
+        return _kron_any(Ba.T, Aa, dtype, format, k, backend)
+    return _kron_any(Aa, Ba.T, dtype, format, k, backend)
 
 
 # ---------------------------------------------------------------------------
@@ -516,16 +465,17 @@ class KronOperator(LinearOperator):
 # matmul_jacobian
 
 
-def matmul_jacobian(*mats: Any, wrt: int, flatten: bool = False, order: str = "C",
+def matmul_jacobian(*mats: Any, wrt: int, flatten: bool = False, order: str = "F",
                     backend: str | None = None) -> np.ndarray:
     r"""Jacobian of the matrix product ``P = M_0 M_1 … M_{k-1}`` wrt the factor ``mats[wrt]``.
 
     ``J[i, j, a, b] = ∂P_ij/∂(M_wrt)_ab = L_ia R_bj`` with L the product of the
     factors before ``wrt`` and R of those after (the identity where there are
-    none).  Seed 003's example ``L2 = w1 (w0 L0)`` wrt w0 is
-    ``matmul_jacobian(w1, w0, L0, wrt=1)``; its answer has an index slip — the
-    correct entry for ``Q = x y P`` wrt x is ``δ_ia (yP)_bj``, not
-    ``Σ_t y_bt p_tb``.
+    none).  The derivative of ``L2 = w1 (w0 L0)`` wrt w0 is
+    ``matmul_jacobian(w1, w0, L0, wrt=1)``.  An earlier draft of the notes had an
+    index slip here — the correct entry for ``Q = x y P`` wrt x is
+    ``δ_ia (yP)_bj``, not ``Σ_t y_bt p_tb`` (docs/derivations.md, "Slips in the
+    original notes").
 
     Parameters
     ----------
@@ -537,8 +487,10 @@ def matmul_jacobian(*mats: Any, wrt: int, flatten: bool = False, order: str = "C
         False: the 4-D tensor of shape ``P.shape + mats[wrt].shape``.  True: the
         2-D Jacobian ∂vec(P)/∂vec(M_wrt) of shape (P.size, M_wrt.size) in ``order``:
         ``L ⊗ Rᵀ`` for 'C' (equal to the 4-D tensor reshaped), ``Rᵀ ⊗ L`` for 'F'.
-    order : {'C', 'F'}
-        Vectorisation order when ``flatten``; default 'C'.
+    order : {'F', 'C'}
+        Vectorisation order when ``flatten``: 'F' (default) the textbook vec that
+        stacks columns, as every fastgrad function that flattens; 'C' numpy's
+        row-major ravel.
     backend : {'numba', 'cython', 'numpy'}, optional
         Backend of the Kronecker kernel that writes the result.
 
@@ -568,7 +520,7 @@ def matmul_jacobian(*mats: Any, wrt: int, flatten: bool = False, order: str = "C
     if not -k <= wrt < k:
         raise ValueError(f"wrt must be in [{-k}, {k - 1}] for {k} matrices, got {wrt}")
     w = int(wrt) % k
-    name = _config.resolve_backend(backend)
+    kern = _config.kernels("kron", backend)
     dtype = _validate.result_dtype(*Ms)
     r, s = Ms[w].shape
 
@@ -585,10 +537,10 @@ def matmul_jacobian(*mats: Any, wrt: int, flatten: bool = False, order: str = "C
     RT = np.ascontiguousarray(R.T)
     if flatten and order == "F":
         out = np.empty((q * p, s * r), dtype)
-        _kron_into(RT, L, out, name)
+        _kron_into(RT, L, out, kern)
         return out
     out = np.empty((p * q, r * s), dtype)
-    _kron_into(L, RT, out, name)  # [i q + j, a s + b] = L_ia R_bj
+    _kron_into(L, RT, out, kern)  # [i q + j, a s + b] = L_ia R_bj
     return out if flatten else out.reshape(p, q, r, s)
 
 

@@ -16,48 +16,20 @@ from typing import Any
 
 import numpy as np
 
-from . import _config, _validate, reference
+from . import _config, _validate
+from ._steps import METHOD_CODES, check_method, default_steps
 
-__all__ = ["mse_loss", "mse_grad", "mse_loss_and_grad", "MSEObjective"]
-
-
-_kernels: dict[str, Any] = {}
-
-
-def _kernel_module(name: str) -> Any:
-    """The kernel module of a compiled backend, imported once."""
-    mod = _kernels.get(name)
-    if mod is None:
-        if name == "numba":
-            from ._numba import mse as mod
-        else:
-            from ._cython import mse as mod
-        _kernels[name] = mod
-    return mod
+__all__ = ["mse_loss", "mse_grad", "mse_loss_and_grad", "MSEObjective", "mse_numgrad"]
 
 
 def _dispatch(v: _validate.MSEInputs, backend: str | None) -> tuple[float, np.ndarray]:
-    """Run the fused kernel of the selected backend; return (loss, grad (D, K))."""
-    name = _config.resolve_backend(backend)
-    A, Y, WT = v.A, v.Y, v.WT
-    N, D = A.shape
-    K = Y.shape[1]
-    small = N * D * K < _config.PARALLEL_MIN_WORK
-    if name == "numba":
-        nb = _kernel_module(name)
-        out = np.empty((D, K), dtype=v.dtype)
-        if small:
-            loss = nb.mse_loss_grad(A, Y, WT, v.scale, out)
-        else:
-            _config.numba_threads()
-            with _config.parallel_guard():
-                loss = nb.mse_loss_grad_parallel(A, Y, WT, v.scale, out)
-        return loss, out
-    if name == "cython":
-        n_threads = 1 if small else _config.get_num_threads()
-        rows = max(-(-N // _config.MAX_ROW_BLOCKS), _config.MIN_ROWS_PER_BLOCK)
-        return _kernel_module(name).loss_grad(A, Y, WT, v.scale, rows, n_threads)
-    return reference.mse_loss_grad(A, Y, WT, v.scale)
+    """Run the fused kernel of the selected backend; return (loss, grad (D, K) float64)."""
+    N, D = v.A.shape
+    K = v.Y.shape[1]
+    out = np.empty((D, K))
+    loss = _config.kernels("mse", backend).loss_grad(
+        v.A, v.Y, v.WT, v.scale, out, _config.threads_for(N * D * K))
+    return loss, out
 
 
 def _finish(grad: np.ndarray, v: _validate.MSEInputs, out: np.ndarray | None) -> np.ndarray:
@@ -122,11 +94,10 @@ def _loss_and_grad(A, y, w, reduction, out, check_finite, backend) -> tuple[floa
     """Validate once, run the fused kernel, shape the gradient (shared by the three functions)."""
     if (
         out is None and _validate.is_plain_vector_problem(A, y, w, reduction, check_finite)
-        and A.size < _config.PARALLEL_MIN_WORK and _config.resolve_backend(backend) == "numba"
+        and A.size < _config.PARALLEL_MIN_WORK
     ):
-        # tiny, valid, no conversion needed: one compiled call does everything
-        loss, grad = _kernel_module("numba").mse_loss_grad_vec(A, y, w)
-        return loss, grad
+        # tiny, valid, no conversion needed: one kernel call does everything
+        return _config.kernels("mse", backend).loss_grad_vec(A, y, w)
     v = _validate.mse_inputs(A, y, w, reduction, check_finite)
     if out is not None:
         _validate.check_out(out, v.w_shape, v.dtype)
@@ -256,6 +227,91 @@ class MSEObjective:
 
     def __repr__(self) -> str:
         return f"MSEObjective(A: {self.A.shape}, y: {self.y.shape}, reduction={self.reduction!r})"
+
+
+def mse_numgrad(
+    A: Any,
+    y: Any,
+    w: Any,
+    *,
+    h: Any = None,
+    method: str = "central",
+    reduction: str = "mean",
+    out: np.ndarray | None = None,
+    check_finite: bool = False,
+    backend: str | None = None,
+) -> np.ndarray:
+    r"""Numerical gradient of the linear-model MSE, every perturbed loss really evaluated.
+
+    Seed 004's central difference ``(L(w + h e_jk) - L(w - h e_jk)) / 2h`` for
+    every weight, with ``L(w) = (1/(N K)) sum_ik r_ik^2``, ``r = y - A w``.  The
+    loss at ``w + o h e_jk`` is formed from the residual instead of from scratch::
+
+        L(w + o h e_jk) = scale * ( sum_{k' != k} sum_i r_ik'^2 + sum_i (r_ik - o h a_ij)^2 )
+
+    so each perturbed loss costs O(N) (O(N K) with the other outputs' sums) and
+    the gradient O(N D K), not O(N D^2 K); parallel over the weights (column
+    bands of A, bitwise identical for every thread count).
+
+    Parameters
+    ----------
+    A : array_like of shape (N, D)
+    y : array_like of shape (N,) or (N, K)
+    w : array_like of shape (D,) or (D, K)
+        Validated as :func:`fastgrad.mse_grad` does (one shared validation layer).
+    h : float or array_like of w's shape, optional
+        Absolute step(s), finite and > 0; default ``c * max(1, |w_jk|)`` with c
+        as in :func:`numgrad` for the result dtype.  The step used is the
+        representable ``(w + h) - w`` (float64).
+    method : {'central', 'forward', 'backward', 'five-point', 'complex'}
+        Offsets evaluated: central (-h, +h), forward (0, +h), backward (-h, 0),
+        five-point (-2h, -h, +h, +2h), complex ``Im L(w + i h e_jk) / h``.
+        The MSE is quadratic, so central, five-point and complex are exact up to
+        rounding.
+    reduction : {'mean', 'sum'}
+    out : ndarray, optional
+        Array shaped like w, of the result dtype, to write into.
+    check_finite : bool
+        Raise ``ValueError`` on NaN/Inf in the inputs.
+    backend : {'numba', 'cython', 'numpy'}, optional
+
+    Returns
+    -------
+    ndarray shaped like w (``out`` if given); float32 only when A, y, w all are.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgrad
+    >>> A = np.array([[1., 2.], [3., 4.]]); y = np.array([1., 2.])
+    >>> np.round(fastgrad.mse_numgrad(A, y, np.zeros(2)), 6).tolist()
+    [-7.0, -10.0]
+    """
+    method = check_method(method)
+    v = _validate.mse_inputs(A, y, w, reduction, check_finite)
+    if out is not None:
+        _validate.check_out(out, v.w_shape, v.dtype)
+    WT = v.WT  # (K, D) float64
+    K, D = WT.shape
+    w64 = WT.reshape(D) if len(v.w_shape) == 1 else WT.T  # w's shape, float64 view
+    steps = default_steps(w64, h, method, False)
+    H = steps.reshape(v.w_shape)
+    H = H.reshape(1, D) if len(v.w_shape) == 1 else np.ascontiguousarray(H.T)
+    if method == "complex":
+        HH = H
+    else:
+        HH = (WT + H) - WT if method != "backward" else WT - (WT - H)
+    HH = np.ascontiguousarray(HH)
+    code = METHOD_CODES[method]
+    N = v.A.shape[0]
+    G = np.empty((D, K))
+    # the numdiff kernels read A row by row: a C-contiguous copy of any other layout
+    _config.kernels("numdiff", backend).mse_numgrad_into(
+        _validate.as_contiguous(v.A), v.Y, WT, HH, code, v.scale, G, _config.threads_for(N * D * K))
+    G = G.reshape(v.w_shape)
+    if out is None:
+        return G.astype(v.dtype, copy=False)
+    out[...] = G
+    return out
 
 
 def _self_checks():

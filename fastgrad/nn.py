@@ -8,6 +8,11 @@ row.  Backpropagating an upstream gradient ``dZ = dL/dZ`` (N, C) gives
 * ``dW = X^T dZ``, ``dW_jk = sum_i x_ij dz_ik``   (D, C)
 * ``db = sum_i dZ_i``                  (C,)  (seed 001, 2b: dL/db = sum_i dL_i/dz_i)
 
+Every call validates its inputs and hands them to the ``nn`` kernel module of
+the selected backend (``fastgrad._config.kernels('nn', backend)``; its protocol
+is stated in ``fastgrad/_numpy/nn.py``).  Calls with an empty dimension compute
+with ``fastgrad.reference`` (there is nothing to stream over).
+
 Matrix products go through BLAS (numpy's ``matmul``); the compiled kernels
 (Numba, Cython) do what streams over the rows: dW and db in one pass when C is
 small (a tall-skinny ``X^T dZ`` is memory-bound, and one pass that reads X once
@@ -36,124 +41,10 @@ __all__ = ["dense_forward", "dense_backward", "mlp2_loss_and_grad", "ACTIVATIONS
 ACTIVATIONS = _validate.NN_ACTIVATIONS
 LOSSES = _validate.NN_LOSSES
 
-# dW and db come from one fused streaming pass when dZ has at most this many
-# columns; wider dZ makes X^T dZ a compute-bound GEMM that BLAS does better.
-FUSED_MAX_C = 16
 
-_LOSS_KIND = {"mse": 0, "softmax_cross_entropy": 1}
-
-# The elementwise passes (bias + activation, loss, o sigma') are memory-bound and
-# sit between BLAS calls whose own thread pool is still spinning: on a 2-core
-# machine a parallel launch there lost more (oversubscription) than it gained.
-# They go parallel only from this many elements on; the row reductions with
-# real arithmetic per element (dw_db) use _config.PARALLEL_MIN_WORK.
-STREAM_PARALLEL_MIN = 1 << 22
-
-
-def _rows(N: int) -> int:
-    """Rows per block of the fixed partition used by every row reduction (depends on N only)."""
-    return max(-(-N // _config.MAX_ROW_BLOCKS), _config.MIN_ROWS_PER_BLOCK)
-
-
-class _Kernels:
-    """The streaming kernels of one compiled backend behind one interface.
-
-    Each method takes C-contiguous arrays of one dtype, picks the serial or the
-    parallel kernel from the amount of work, and returns new float arrays.
-    """
-
-    def __init__(self, name: str):
-        self.name = name
-        if name == "numba":
-            from ._numba import nn as mod
-        else:
-            from ._cython import nn as mod
-        self.mod = mod
-
-    def _numba(self, fn: str, work: int, *args):
-        if work < _config.PARALLEL_MIN_WORK:  # callers scale stream work (see _stream)
-            return getattr(self.mod, fn)(*args)
-        _config.numba_threads()
-        with _config.parallel_guard():
-            return getattr(self.mod, fn + "_parallel")(*args)
-
-    def _threads(self, work: int) -> int:
-        return 1 if work < _config.PARALLEL_MIN_WORK else _config.get_num_threads()
-
-    @staticmethod
-    def _stream(elements: int) -> int:
-        """Work of an elementwise pass on the PARALLEL_MIN_WORK scale (parallel from STREAM_PARALLEL_MIN)."""
-        return elements * _config.PARALLEL_MIN_WORK // STREAM_PARALLEL_MIN
-
-    def dw_db(self, X: np.ndarray, dZ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        N, D = X.shape
-        C = dZ.shape[1]
-        dW = np.empty((D, C), dtype=X.dtype)
-        db = np.empty(C, dtype=X.dtype)
-        if self.name == "numba":
-            self._numba("dw_db", N * D * C, X, dZ, _rows(N), dW, db)
-        else:
-            self.mod.dw_db(X, dZ, _rows(N), dW, db, self._threads(N * D * C))
-        return dW, db
-
-    def bias_grad(self, dZ: np.ndarray) -> np.ndarray:
-        N, C = dZ.shape
-        db = np.empty(C, dtype=dZ.dtype)
-        if self.name == "numba":
-            self._numba("bias_grad", self._stream(N * C), dZ, _rows(N), db)
-        else:
-            self.mod.bias_grad(dZ, _rows(N), db, self._threads(self._stream(N * C)))
-        return db
-
-    def bias_activation(self, Z: np.ndarray, b: np.ndarray, act: int) -> None:
-        work = self._stream(Z.size * (1 if act in (0, 3) else 8))  # tanh/sigmoid: arithmetic-heavy
-        if self.name == "numba":
-            self._numba("bias_activation", work, Z, b, act)
-        else:
-            self.mod.bias_activation(Z, b, act, self._threads(work))
-
-    def loss(self, Z: np.ndarray, b: np.ndarray, Y: np.ndarray, labels: bool, loss: str
-             ) -> tuple[float, np.ndarray]:
-        N, C = Z.shape
-        db = np.empty(C, dtype=Z.dtype)
-        kind = _LOSS_KIND[loss]
-        scale = 1.0 / (N * C) if loss == "mse" else 1.0 / N
-        work = self._stream(Z.size * 8)
-        if self.name == "numba":
-            if labels:
-                val = self._numba("loss_labels", work, Z, b, Y, scale, _rows(N), db)
-            else:
-                val = self._numba("loss_targets", work, Z, b, Y, kind, scale, _rows(N), db)
-        elif labels:
-            val = self.mod.loss_labels(Z, b, Y, scale, _rows(N), db, self._threads(work))
-        else:
-            val = self.mod.loss_targets(Z, b, Y, kind, scale, _rows(N), db, self._threads(work))
-        return float(val), db
-
-    def activation_backward(self, dA: np.ndarray, A: np.ndarray, act: int) -> np.ndarray:
-        N, H = dA.shape
-        db = np.empty(H, dtype=dA.dtype)
-        if self.name == "numba":
-            self._numba("activation_backward", self._stream(N * H), dA, A, act, _rows(N), db)
-        else:
-            self.mod.activation_backward(dA, A, act, _rows(N), db, self._threads(self._stream(N * H)))
-        return db
-
-
-_kernel_cache: dict[str, _Kernels] = {}
-
-
-def _kernels(name: str) -> _Kernels:
-    k = _kernel_cache.get(name)
-    if k is None:
-        k = _kernel_cache[name] = _Kernels(name)
-    return k
-
-
-def _backend(backend: str | None, *dims: int) -> str:
-    """The backend to run; empty dimensions go to numpy (nothing to stream over)."""
-    name = _config.resolve_backend(backend)
-    return "numpy" if min(dims) == 0 else name
+def _compute(*dims: int) -> bool:
+    """Whether the backend's kernels run: every dimension > 0 (empty ones go to the reference)."""
+    return min(dims) > 0
 
 
 # ---------------------------------------------------------------------------
@@ -211,20 +102,19 @@ def dense_forward(
     N, C = v.X.shape[0], v.W.shape[1]
     if out is not None:
         _validate.check_out(out, (N, C), v.dtype)
-    name = _backend(backend, N, C)
-    if name == "numpy":
+    k = _config.kernels("nn", backend)
+    if _compute(N, C):
+        # out is written before b is read: an out sharing memory with an input gets a temporary
+        direct = out is not None and out.flags.c_contiguous and not any(
+            np.may_share_memory(out, a) for a in (v.X, v.W, v.b))
+        Z = out if direct else np.empty((N, C), v.dtype)
+        k.dense_forward(v.X, v.W, _validate.as_contiguous(v.b), Z, _config.get_num_threads())
+    else:
         Z = reference.dense_forward(v.X, v.W, v.b).astype(v.dtype, copy=False)
-        if out is None:
-            return Z
-        out[...] = Z
-        return out
-    target = out if out is not None and out.flags.c_contiguous else None
-    Z = np.matmul(v.X, v.W, out=target)
-    _kernels(name).bias_activation(Z, _validate.as_contiguous(v.b), 0)
-    if out is not None and Z is not out:
-        out[...] = Z
-        return out
-    return Z
+    if out is None or Z is out:
+        return Z
+    out[...] = Z
+    return out
 
 
 def dense_backward(
@@ -241,11 +131,11 @@ def dense_backward(
     * ``dW = X^T dZ``, ``dW_jk = sum_i x_ij dz_ik``;
     * ``db = sum_i dZ_i``                   — seed 001 (2b): ``dL/db = sum_i dL_i/dz_i``.
 
-    For float64, dW is a BLAS product and db one streaming pass over dZ (fixed row
+    Compiled backends: for float64, dW is a BLAS product and db one streaming pass over dZ (fixed row
     blocks, bitwise identical for every thread count): measured here, BLAS's
     ``X^T dZ`` is as fast as or faster than a fused dW/db pass even for C = 4
     (N=200 000, D=128: 18-21 ms vs 20-29 ms), and db alone is 5x faster than
-    ``dZ.sum(0)``.  For float32 with at most ``FUSED_MAX_C`` (16) columns, dW and db
+    ``dZ.sum(0)``.  For float32 with at most ``FUSED_MAX_C`` (16; in the kernel modules) columns, dW and db
     come from one fused pass over the rows that accumulates in float64 (X and dZ
     read once; C-contiguous copies made if needed).
 
@@ -282,20 +172,11 @@ def dense_backward(
     """
     v = _validate.dense_inputs(X, W, dZ=dZ, need_dZ=True, check_finite_=check_finite)
     (N, D), C = v.X.shape, v.W.shape[1]
-    name = _backend(backend, N, D, C)
-    if name == "numpy":
+    k = _config.kernels("nn", backend)
+    if not _compute(N, D, C):
         return tuple(a.astype(v.dtype, copy=False) for a in reference.dense_backward(v.X, v.W, v.dZ))
-    k = _kernels(name)
-    # The compiled passes run before the BLAS products: OpenBLAS's workers spin for
-    # about 0.1 s after a product, and a parallel pass started in that window ran
-    # at 0.6x speed (db for N=200 000, C=256: 16.7 ms against 9.9 ms).
-    if C <= FUSED_MAX_C and v.dtype == np.float32:
-        # float32: the fused pass accumulates dW in float64 (sgemm would not)
-        dW, db = k.dw_db(_validate.as_contiguous(v.X), _validate.as_contiguous(v.dZ))
-    else:
-        db = k.bias_grad(_validate.as_contiguous(v.dZ))
-        dW = np.matmul(v.X.T, v.dZ)
-    dX = np.matmul(v.dZ, v.W.T)
+    dX, dW, db = np.empty((N, D), v.dtype), np.empty((D, C), v.dtype), np.empty(C, v.dtype)
+    k.dense_backward(v.X, v.W, v.dZ, dX, dW, db, _config.get_num_threads())
     return dX, dW, db
 
 
@@ -391,20 +272,14 @@ def mlp2_loss_and_grad(
     """
     v = _validate.mlp2_inputs(X, Y, W1, b1, W2, b2, activation, loss, check_finite)
     (N, D), H, C = v.X.shape, v.W1.shape[1], v.W2.shape[1]
-    name = _backend(backend, N, D, H, C)
-    if name == "numpy":
+    k = _config.kernels("nn", backend)
+    if not _compute(N, D, H, C):
         val, grads = reference.mlp2_loss_grad(v.X, v.Y, v.W1, v.b1, v.W2, v.b2, activation, loss, v.labels)
         return val, tuple(g.astype(v.dtype, copy=False) for g in grads)
-    k = _kernels(name)
-    A1 = np.matmul(v.X, v.W1)                # (N, H)
-    k.bias_activation(A1, v.b1, v.act)       # A1 = sigma(X W1 + b1), in place
-    dZ2 = np.matmul(A1, v.W2)                # (N, C)
-    val, db2 = k.loss(dZ2, v.b2, v.Y, v.labels, loss)   # Z2 -> dL/dZ2 in place
-    dW2 = np.matmul(A1.T, dZ2)
-    dZ1 = np.matmul(dZ2, v.W2.T)             # dL/dA1 (N, H)
-    db1 = k.activation_backward(dZ1, A1, v.act)         # -> dL/dZ1 in place
-    dW1 = np.matmul(v.X.T, dZ1)
-    return val, (dW1, db1, dW2, db2)
+    grads = (np.empty((D, H), v.dtype), np.empty(H, v.dtype), np.empty((H, C), v.dtype), np.empty(C, v.dtype))
+    val = k.mlp2(v.X, v.Y, v.W1, v.b1, v.W2, v.b2, _config.ACTIVATION_CODES[activation],
+                 _config.LOSS_CODES[loss], *grads, _config.get_num_threads())
+    return float(val), grads
 
 
 # ---------------------------------------------------------------------------

@@ -86,6 +86,27 @@ def nn_activation_derivative(Z: np.ndarray, name: str) -> np.ndarray:
     return np.ones_like(Z)
 
 
+def nn_activation_derivative_from_value(A: np.ndarray, name: str) -> np.ndarray:
+    """``sigma'(Z)`` from the activation's value ``A = sigma(Z)``: 1, ``A(1-A)``, ``1 - A**2``, ``[A > 0]``.
+
+    Bitwise equal to :func:`nn_activation_derivative` of Z when ``A = nn_activation(Z)``.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    if name == "sigmoid":
+        return A * (1.0 - A)
+    if name == "tanh":
+        return 1.0 - A ** 2
+    if name == "relu":
+        return (A > 0).astype(np.float64)
+    return np.ones_like(A)
+
+
+def dense_param_grads(X: np.ndarray, dZ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(dW, db) = (X^T dZ, sum_i dZ_i)`` (seed 001, 2b), float64."""
+    X64, dZ64 = X.astype(np.float64), dZ.astype(np.float64)
+    return X64.T @ dZ64, dZ64.sum(axis=0)
+
+
 def dense_forward(X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``Z = X W + b`` (b broadcast over the rows, seed 001 1d-1e), float64."""
     return X.astype(np.float64) @ W.astype(np.float64) + b.astype(np.float64)

@@ -1,14 +1,16 @@
-r"""Gradient-descent training of a linear least-squares model (seed 004).
+r"""Gradient-descent training of a linear least-squares model.
 
 ``fit_linear`` runs plain gradient descent ``w <- w - lr * g`` on the MSE
 ``L(w) = (1/(N K)) sum_ik (y_ik - sum_j a_ij w_jk)^2`` with either the analytic
 gradient (``fastgrad.mse_loss_and_grad``: one fused pass over A per epoch) or
 central differences (``fastgrad.mse_numgrad``), recording the loss after every
-update.
+update.  The gradient is derived in docs/derivations.md, "MSE gradient of a
+linear model".
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -48,6 +50,11 @@ def _tqdm():
     return tqdm
 
 
+def _stops(answer: Any) -> bool:
+    """A callback's answer stops the run when it is true (None and false values go on)."""
+    return answer is not None and bool(answer)
+
+
 def fit_linear(
     A: Any,
     y: Any,
@@ -59,18 +66,21 @@ def fit_linear(
     w0: Any = None,
     callback: Callable[[int, np.ndarray, float], bool | None] | None = None,
     progress: bool = False,
+    check_finite: bool = False,
     backend: str | None = None,
 ) -> FitResult:
-    r"""Fit ``y ~ A w`` by gradient descent on the mean squared error (seed 004).
+    r"""Fit ``y ~ A w`` by gradient descent on the mean squared error.
 
     Each epoch makes one update ``w <- w - lr * g(w)`` with
     ``g_jk = -(2/(N K)) sum_i a_ij (y_ik - sum_l a_il w_lk)``.
 
-    Seed 004 writes its central difference as ``(L(w+h) - L(w-h)) / 2*h``,
-    which Python reads as ``((L(w+h) - L(w-h)) / 2) * h = h**2 * g``: its loop is
-    gradient descent with learning rate ``h**2`` (0.01 for h = 0.1).  Here the
-    difference is divided by 2h and the step is ``lr`` — ``fit_linear(A, y,
-    lr=0.01, grad='central', h=0.1, w0=W)`` reproduces the seed's trace.
+    An earlier draft of fastgrad's derivation notes wrote the central difference as
+    ``(L(w+h) - L(w-h)) / 2*h``, which Python reads as
+    ``((L(w+h) - L(w-h)) / 2) * h = h**2 * g``: its loop is gradient descent with
+    learning rate ``h**2`` (0.01 for h = 0.1).  Here the difference is divided by
+    2h and the step is ``lr`` — ``fit_linear(A, y, lr=0.01, grad='central',
+    h=0.1, w0=W)`` reproduces that draft's loss trace (docs/derivations.md,
+    "Slips in the original notes").
 
     Parameters
     ----------
@@ -93,11 +103,14 @@ def fit_linear(
     callback : callable, optional
         ``callback(epoch, w, loss)`` after every update: epoch = k (1-based),
         w a copy of the weights after k updates, loss = ``losses[k]``.
-        Returning True stops the run: the result then holds those weights and
-        ``losses`` has length k + 1 instead of epochs + 1.
+        Returning a true value (``True``, ``np.True_``, 1) stops the run: the
+        result then holds those weights and ``losses`` has length k + 1
+        instead of epochs + 1.  ``None`` and false values go on.
     progress : bool
         Show a tqdm progress bar (on stderr) with the current loss; needs the
         optional extra ``progress`` (``pip install fastgrad[progress]``).
+    check_finite : bool
+        Raise ``ValueError`` if A, y or w0 hold NaN or Inf.
     backend : {'numba', 'cython', 'numpy'}, optional
         Backend of the loss and gradient kernels.
 
@@ -106,7 +119,8 @@ def fit_linear(
     FitResult
         ``(w, losses)``; ``losses`` float64 of length epochs + 1 (``losses[0]``
         at w0, ``losses[k]`` after k updates).  w is float32 only when A, y and
-        w0 all are.  NaN/Inf (a diverging run) propagate into the losses.
+        w0 all are.  NaN/Inf (a diverging run) propagate into the losses, and a
+        ``RuntimeWarning`` naming ``lr`` says the run diverged.
 
     Raises
     ------
@@ -147,11 +161,11 @@ def fit_linear(
             raise ValueError(f"w0 has shape {w0_.shape} but A {A_.shape} and y {y_.shape} need weights "
                              f"of shape {w_shape}")
         w = np.array(w0_, dtype=_validate.result_dtype(A_, y_, w0_))  # a private copy
-    _validate.mse_inputs(A_, y_, w, "mean")  # every shape rule, before any work
+    _validate.mse_inputs(A_, y_, w, "mean", check_finite)  # every shape rule, before any work
     A_, y_ = _validate.as_contiguous(A_), _validate.as_contiguous(y_)
 
     if grad == "central":
-        from .numdiff import mse_numgrad  # written alongside; imported when needed
+        from .mse import mse_numgrad
 
         def step(w: np.ndarray) -> tuple[float, np.ndarray]:
             return (mse_loss(A_, y_, w, backend=backend),
@@ -178,10 +192,16 @@ def fit_linear(
                 bar.update(1)
                 if k % 50 == 0 or k == epochs:
                     bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-            if callback is not None and callback(k, w.copy(), loss) is True:
+            if callback is not None and _stops(callback(k, w.copy(), loss)):
                 n = k
                 break
     finally:
         if bar is not None:
             bar.close()
+    if not np.isfinite(losses[n]) and np.isfinite(losses[0]):
+        warnings.warn(
+            f"fit_linear diverged: the loss became {losses[n]} after {n} epochs (it was {losses[0]:.4g} at w0); "
+            f"lr={lr:g} is too large for this problem, try a smaller lr",
+            RuntimeWarning, stacklevel=2,
+        )
     return FitResult(w, losses[: n + 1].copy() if n < epochs else losses)

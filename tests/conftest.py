@@ -44,6 +44,22 @@ def threads():
     fastgrad.set_num_threads(before)
 
 
+@pytest.fixture(params=[1, 2], ids=lambda n: f"threads={n}")
+def n_threads(request):
+    """Run the test at 1 and at 2 threads (restored afterwards); the value is the count."""
+    before = fastgrad.get_num_threads()
+    n = min(request.param, _max_threads())
+    fastgrad.set_num_threads(n)
+    yield n
+    fastgrad.set_num_threads(before)
+
+
+def _max_threads() -> int:
+    import numba
+
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
 def variants(arr: np.ndarray, tmp_path=None):
     """Yield (label, array) views/copies of ``arr`` with hostile layouts, all equal to arr."""
     yield "C", np.ascontiguousarray(arr)

@@ -242,3 +242,213 @@ def mlp2_loss(X, Y, W1, b1, W2, b2, activation, loss):
         else:
             total += sum(float(Y[i, k]) * (lse - z[k]) for k in range(C))
     return total / (N * C) if loss == "mse" else total / N
+
+
+# --- twins of the rest of the public API --------------------------------------
+
+
+def mse_loss(A, y, w, reduction="mean"):
+    """The loss half of :func:`mse_loss_grad`."""
+    return mse_loss_grad(A, y, w, reduction)[0]
+
+
+def mse_grad(A, y, w, reduction="mean"):
+    """The gradient half of :func:`mse_loss_grad`."""
+    return mse_loss_grad(A, y, w, reduction)[1]
+
+
+def fit_linear(A, y, lr, epochs, w0=None):
+    """Plain gradient descent ``w <- w - lr g(w)`` with the loop gradient; (w, losses of length epochs + 1)."""
+    A = np.asarray(A, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    w = np.zeros(A.shape[1:2] + y.shape[1:]) if w0 is None else np.array(w0, dtype=np.float64)
+    losses = [mse_loss_grad(A, y, w)[0]]
+    for _ in range(epochs):
+        g = mse_loss_grad(A, y, w)[1]
+        for idx in np.ndindex(*w.shape):
+            w[idx] -= lr * g[idx]
+        losses.append(mse_loss_grad(A, y, w)[0])
+    return w, np.array(losses)
+
+
+def approx_fprime(x, f, epsilon, *args):
+    """Forward differences ``(f(x + h_j e_j) - f(x)) / dx_j``, scipy's result shape.
+
+    ``dx_j = (x_j + h_j) - x_j`` is the step actually taken (representable), as scipy divides by.
+    """
+    x = np.array(x, dtype=np.float64)
+    h = np.broadcast_to(np.asarray(epsilon, dtype=np.float64), x.shape)
+    f0 = np.atleast_1d(np.asarray(f(x.copy(), *args), dtype=np.float64))
+    J = np.zeros((f0.size, x.size))
+    for j in range(x.size):
+        xp = x.copy()
+        xp[j] += h[j]
+        dx = xp[j] - x[j]
+        fp = np.atleast_1d(np.asarray(f(xp, *args), dtype=np.float64))
+        for i in range(f0.size):
+            J[i, j] = (fp[i] - f0[i]) / dx
+    return J[0] if f0.size == 1 else J
+
+
+def check_grad(f, grad, x, *args, epsilon=1.4901161193847656e-08):
+    """``sqrt(sum_j (grad_j - forward difference_j)^2)`` with :func:`approx_fprime` (epsilon: sqrt(eps))."""
+    g = np.asarray(grad(np.array(x, dtype=np.float64), *args), dtype=np.float64)
+    num = approx_fprime(x, f, epsilon, *args)
+    s = 0.0
+    for j in range(g.size):
+        s += (g[j] - num[j]) ** 2
+    return s**0.5
+
+
+def vec(X, order="F"):
+    """``vec(X)[a + b m] = X[a, b]`` (order F, X (m, n)) or ``[a n + b]`` (order C)."""
+    X = np.asarray(X)
+    m, n = X.shape
+    v = np.zeros(m * n, dtype=X.dtype)
+    for a in range(m):
+        for b in range(n):
+            v[vec_index(a, b, (m, n), order)] = X[a, b]
+    return v
+
+
+def unvec(v, shape, order="F"):
+    """The inverse of :func:`vec`: ``X[a, b] = v[vec_index(a, b)]``."""
+    v = np.asarray(v)
+    m, n = shape
+    X = np.zeros((m, n), dtype=v.dtype)
+    for a in range(m):
+        for b in range(n):
+            X[a, b] = v[vec_index(a, b, (m, n), order)]
+    return X
+
+
+def kron_matvec(A, B, x):
+    """``y[i mB + k] = sum_{j, l} a_ij b_kl x[j nB + l]``: (A ⊗ B) x, the product KronOperator computes."""
+    A = np.asarray(A, dtype=np.float64)
+    B = np.asarray(B, dtype=np.float64)
+    (mA, nA), (mB, nB) = A.shape, B.shape
+    y = np.zeros(mA * mB)
+    for i in range(mA):
+        for k in range(mB):
+            for j in range(nA):
+                for l in range(nB):
+                    y[i * mB + k] += A[i, j] * B[k, l] * x[j * nB + l]
+    return y
+
+
+def inverse(X):
+    """``X⁻¹ = adj(X) / det(X)`` (cofactors)."""
+    X = np.asarray(X, dtype=np.float64)
+    return adjugate(X) / np.linalg.det(X)
+
+
+def grad_det(X):
+    """∂ det X / ∂X_ab = cofactor C_ab = adj(X)[b, a] (seed 002, eq. 10)."""
+    return adjugate(X).T
+
+
+def grad_logdet(X):
+    """∂ log|det X| / ∂X_ab = C_ab / det X = (X⁻¹)[b, a]."""
+    return inverse(X).T
+
+
+def grad_trace_AXB(A, B):
+    """tr(A X B) = sum_{i, a, b} A_ia X_ab B_bi, so ∂/∂X_ab = sum_i A_ia B_bi."""
+    A = np.asarray(A, dtype=np.float64)
+    B = np.asarray(B, dtype=np.float64)
+    p, m = A.shape
+    n = B.shape[0]
+    G = np.zeros((m, n))
+    for a in range(m):
+        for b in range(n):
+            for i in range(p):
+                G[a, b] += A[i, a] * B[b, i]
+    return G
+
+
+def grad_sq_norm_affine(W, x, b):
+    """‖W x + b‖² = sum_i r_i², r_i = sum_j W_ij x_j + b_i, so ∂/∂W_ij = 2 r_i x_j."""
+    W = np.asarray(W, dtype=np.float64)
+    n, m = W.shape
+    G = np.zeros((n, m))
+    for i in range(n):
+        r = b[i]
+        for j in range(m):
+            r += W[i, j] * x[j]
+        for j in range(m):
+            G[i, j] = 2.0 * r * x[j]
+    return G
+
+
+def dinv(X, dX):
+    """d(X⁻¹)_ij = -sum_{a, b} (X⁻¹)_ia dX_ab (X⁻¹)_bj (seed 002, eq. 8)."""
+    Xi = inverse(X)
+    n = Xi.shape[0]
+    D = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            for a in range(n):
+                for b in range(n):
+                    D[i, j] -= Xi[i, a] * dX[a, b] * Xi[b, j]
+    return D
+
+
+def jacobian_inv(X, order="F"):
+    """J[vec(i, j), vec(a, b)] = ∂(X⁻¹)_ij / ∂X_ab = -(X⁻¹)_ia (X⁻¹)_bj."""
+    Xi = inverse(X)
+    n = Xi.shape[0]
+    J = np.zeros((n * n, n * n))
+    for i in range(n):
+        for j in range(n):
+            for a in range(n):
+                for b in range(n):
+                    J[vec_index(i, j, (n, n), order), vec_index(a, b, (n, n), order)] = -Xi[i, a] * Xi[b, j]
+    return J
+
+
+def dense_forward(X, W, b):
+    """Z_ik = sum_j x_ij w_jk + b_k."""
+    X, W, b = (np.asarray(a, dtype=np.float64) for a in (X, W, b))
+    N, D = X.shape
+    C = W.shape[1]
+    Z = np.zeros((N, C))
+    for i in range(N):
+        for k in range(C):
+            z = b[k]
+            for j in range(D):
+                z += X[i, j] * W[j, k]
+            Z[i, k] = z
+    return Z
+
+
+#: Public name (``fastgrad.__all__``) -> the name of its twin in this module.
+#: Gradients of whole models are checked through a loss twin and central differences.
+TWINS = {
+    "mse_loss": "mse_loss",
+    "mse_grad": "mse_grad",
+    "mse_loss_and_grad": "mse_loss_grad",
+    "MSEObjective": "mse_loss_grad",
+    "numgrad": "numgrad",
+    "numjac": "numjac",
+    "mse_numgrad": "mse_numgrad",
+    "approx_fprime": "approx_fprime",
+    "check_grad": "check_grad",
+    "gradcheck": "numgrad",
+    "kron": "kron",
+    "vec": "vec",
+    "unvec": "unvec",
+    "jacobian_Wx": "jacobian_Wx",
+    "jacobian_AXB": "jacobian_AXB",
+    "KronOperator": "kron_matvec",
+    "matmul_jacobian": "matmul_jacobian",
+    "grad_logdet": "grad_logdet",
+    "grad_det": "grad_det",
+    "grad_trace_AXB": "grad_trace_AXB",
+    "grad_sq_norm_affine": "grad_sq_norm_affine",
+    "dinv": "dinv",
+    "jacobian_inv": "jacobian_inv",
+    "dense_forward": "dense_forward",
+    "dense_backward": "dense_backward",
+    "mlp2_loss_and_grad": "mlp2_loss",
+    "fit_linear": "fit_linear",
+}

@@ -22,33 +22,50 @@ def test_info(capsys):
 
 
 def test_check_passes_and_covers_every_backend(capsys):
+    from fastgrad._bench import all_checks
+
     assert cli.main(["check"]) == 0
     out = capsys.readouterr().out
     assert "all passed" in out
     for backend in fastgrad.available_backends():
         assert f"  {backend}  " in out
     assert "mse_loss_and_grad" in out
+    n = len(all_checks()) * len(fastgrad.available_backends())
+    assert f"\n{n} checks, all passed" in out  # every registered check on every backend
 
 
-def test_check_fails_on_a_mismatch(capsys, monkeypatch):
-    import fastgrad.mse as m
+@pytest.fixture
+def extra_check(monkeypatch):
+    """Register one more check for the duration of a test."""
+    from fastgrad import _bench
 
-    def broken():
-        return [("broken kernel", lambda backend, rng: [(np.ones(3), np.zeros(3))])]
+    checks = list(_bench.all_checks())
+    monkeypatch.setattr(_bench, "CHECKS", checks)
 
-    monkeypatch.setattr(m, "_self_checks", broken)
+    def add(name, run):
+        checks.append(_bench.Check(name, ("mse_grad",), run, family="test"))
+
+    return add
+
+
+def test_check_fails_on_a_mismatch(capsys, extra_check):
+    extra_check("broken kernel", lambda backend, rng: [(np.ones(3), np.zeros(3))])
     assert cli.main(["check"]) == 1
     out = capsys.readouterr().out
-    assert "MISMATCH" in out and "FAILED" in out
+    assert "MISMATCH" in out and "FAILED" in out and "broken kernel" in out
 
 
-def test_check_reports_a_crashing_kernel(capsys, monkeypatch):
-    import fastgrad.mse as m
+def test_check_fails_on_a_shape_mismatch(capsys, extra_check):
+    extra_check("wrong shape", lambda backend, rng: [(np.zeros(3), np.zeros(4))])
+    assert cli.main(["check"]) == 1
+    assert "MISMATCH" in capsys.readouterr().out
 
+
+def test_check_reports_a_crashing_kernel(capsys, extra_check):
     def crash(backend, rng):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(m, "_self_checks", lambda: [("crashing kernel", crash)])
+    extra_check("crashing kernel", crash)
     assert cli.main(["check"]) == 1
     assert "ERROR RuntimeError: boom" in capsys.readouterr().out
 

@@ -19,10 +19,16 @@ def clean_backend():
     fastgrad.set_backend(None)
 
 
+DEFAULT = "cython" if "cython" in fastgrad.available_backends() else "numba"
+
+
 def test_default_and_available():
-    assert fastgrad.available_backends()[0] == "numba"
-    assert "numpy" in fastgrad.available_backends()
-    assert fastgrad.get_backend() == "numba"
+    # the compiled backend with no compile wait: Cython where built, else Numba
+    assert fastgrad.available_backends()[0] == DEFAULT
+    assert "numpy" in fastgrad.available_backends() and "numba" in fastgrad.available_backends()
+    assert fastgrad.get_backend() == DEFAULT
+    name, why = _config.default_backend_and_reason()
+    assert name == DEFAULT and why
 
 
 def test_precedence(clean_backend, monkeypatch):
@@ -43,13 +49,13 @@ def test_precedence(clean_backend, monkeypatch):
     fastgrad.mse_grad(A, y, w)
     fastgrad.set_backend(None)
     fastgrad.mse_grad(A, y, w)
-    assert calls == ["numpy", "numba", "numpy", "numpy", "numba", "numpy", "numba"]
+    assert calls == ["numpy", "numba", "numpy", "numpy", "numba", "numpy", DEFAULT]
 
 
 def test_use_backend_restores_on_error(clean_backend):
     with pytest.raises(KeyError), fastgrad.use_backend("numpy"):
         raise KeyError
-    assert fastgrad.get_backend() == "numba"
+    assert fastgrad.get_backend() == DEFAULT
 
 
 def test_unknown_names():
@@ -122,3 +128,74 @@ def test_cython_built_with_openmp():
     # setup.py builds with OpenMP whenever the compiler accepts -fopenmp (gcc here),
     # unless FASTGRAD_NO_OPENMP=1 asked for the serial build
     assert mse.has_openmp() == (os.environ.get("FASTGRAD_NO_OPENMP") != "1")
+
+
+# ---------------------------------------------------------------------------
+# The one dispatcher and the kernel protocol
+
+WRAPPERS = ("mse.py", "numdiff.py", "gradient_checks.py", "kron.py", "nn.py", "identities.py", "train.py",
+            "dask.py")
+
+
+def test_wrappers_name_no_backend_and_import_no_kernel_module():
+    # the wrappers go through _config.kernels(); only it knows the backends' packages
+    import pathlib
+    import re
+
+    root = pathlib.Path(fastgrad.__file__).parent
+    for name in WRAPPERS:
+        path = root / name
+        if not path.exists():
+            continue
+        text = path.read_text()
+        body = text.split("def _self_checks", 1)[0]  # `fastgrad check` cases may name backends
+        assert not re.search(r"""[=!]=\s*['"](numba|cython|numpy)['"]""", body), name
+        assert not re.search(r"""['"](numba|cython|numpy)['"]\s*[=!]=""", body), name
+        assert not re.search(r"from\s+\.?_(numba|cython|numpy)\b|import\s+fastgrad\._(numba|cython|numpy)", body), name
+
+
+def test_unknown_backend_or_family_fails_loudly():
+    with pytest.raises(ValueError, match="unknown backend 'jax'"):
+        _config.kernels("mse", "jax")
+    with pytest.raises(ValueError, match="unknown kernel family 'loss'"):
+        _config.kernels("loss", "numpy")
+
+
+@pytest.mark.parametrize("family", _config.FAMILIES)
+def test_every_backend_exports_the_family_protocol(family):
+    # the numpy backend's module lists the protocol; every other backend has the same names
+    import inspect
+
+    names = _config.kernels(family, "numpy").__all__
+    assert names
+    for backend in fastgrad.available_backends():
+        mod = _config.kernels(family, backend)
+        for name in names:
+            fn = getattr(mod, name, None)
+            assert callable(fn), (backend, family, name)
+            try:
+                params = list(inspect.signature(fn).parameters)
+            except (TypeError, ValueError):  # a Cython def without an embedded signature
+                continue
+            ref = list(inspect.signature(getattr(_config.kernels(family, "numpy"), name)).parameters)
+            assert len(params) == len(ref), (backend, family, name, params, ref)
+            if ref and ref[-1] == "n_threads":
+                assert params[-1] == "n_threads", (backend, family, name, params)
+
+
+def test_row_partition_is_said_once():
+    # the Numba kernels compile _config.row_blocks itself; the Cython kernels call it
+    from fastgrad._numba import mse as nb
+
+    for N in (0, 1, 255, 256, 257, 16383, 16384, 16385, 10**6, 10**9 + 7):
+        assert nb.row_blocks(N) == _config.row_blocks(N)
+        assert _config.row_blocks(N) >= _config.MIN_ROWS_PER_BLOCK
+        assert -(-max(N, 1) // _config.row_blocks(N)) <= _config.MAX_ROW_BLOCKS
+
+
+def test_cython_codes_equal_the_python_ones():
+    if "cython" not in fastgrad.available_backends():
+        pytest.skip("Cython backend not built")
+    from fastgrad._cython import numdiff
+
+    assert numdiff.METHOD_CODES == _config.METHOD_CODES

@@ -1,4 +1,4 @@
-"""``fastgrad demo`` (fastgrad/demo.py): seed 004's experiment done right."""
+"""``fastgrad demo`` (fastgrad/demo.py): the least-squares example with correct central differences."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_demo_prints_seed_trace_and_writes_png(tmp_path):
     for k, printed in demo.SEED004_TRACE.items():
         assert got[k] == pytest.approx(printed, rel=1e-9), k
     assert "-> [1.32439537 1.35257131 3.32322317]" in text
-    assert "they agree" in text and "reproduce the seed's printed trace" in text
+    assert "they agree" in text and "reproduce the original example's printed trace" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"Loss curve written to {png}" in text
 
@@ -57,7 +57,7 @@ def test_demo_without_matplotlib(tmp_path, monkeypatch):
 def test_demo_options(tmp_path, capsys):
     code, text = run(["--epochs", "8", "--no-plot"])
     assert code == 0 and "Loss (8):" in text and "Loss (9)" not in text and "written" not in text
-    assert "reproduce the seed" not in text  # only claimed for the seed's own settings
+    assert "reproduce the original" not in text  # only claimed for the original settings
     code, text = run(["--lr", "-1", "--no-plot"])
     assert code == 2 and "lr must be finite and > 0" in text
     assert demo.run(parse(["--epochs", "3", "--no-plot"])) == 0  # default: stdout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import resource
 import time
 import tracemalloc
@@ -17,8 +16,8 @@ from hypothesis import strategies as st
 from scipy.sparse.linalg import LinearOperator
 
 import fastgrad
+from fastgrad import _config
 
-kron_module = importlib.import_module("fastgrad.kron")
 DTYPES = [np.float64, np.float32]
 dims = st.integers(0, 7)
 pos = st.integers(1, 7)
@@ -32,32 +31,32 @@ def operand(rng, shape, dtype):
 # kron
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(
     sa=st.one_of(st.tuples(pos), st.tuples(dims, dims)), sb=st.one_of(st.tuples(pos), st.tuples(dims, dims)),
     da=st.sampled_from(DTYPES), db=st.sampled_from(DTYPES), ta=st.booleans(), seed=st.integers(0, 2**32 - 1),
 )
-def test_kron_equals_np_kron(sa, sb, da, db, ta, seed):
+def test_kron_equals_np_kron(backend, sa, sb, da, db, ta, seed):
     rng = np.random.default_rng(seed)
     A = operand(rng, sa, da)
     B = operand(rng, sb, db)
     if ta and A.ndim == 2:
         A = A.T  # a transposed (F-ordered) view
     ref = np.kron(A, B)
-    for backend in BACKENDS:
-        got = fastgrad.kron(A, B, backend=backend)
-        assert got.dtype == ref.dtype  # float32 only when both are
-        assert got.shape == ref.shape
-        np.testing.assert_array_equal(got, ref)  # one rounding per element, as np.kron
+    got = fastgrad.kron(A, B, backend=backend)
+    assert got.dtype == ref.dtype  # float32 only when both are
+    assert got.shape == ref.shape
+    np.testing.assert_array_equal(got, ref)  # one rounding per element, as np.kron
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(m=pos, n=pos, p=pos, q=pos, seed=st.integers(0, 2**32 - 1))
-def test_kron_matches_naive_twin(m, n, p, q, seed):
+def test_kron_matches_naive_twin(backend, m, n, p, q, seed):
     rng = np.random.default_rng(seed)
     A, B = rng.standard_normal((m, n)), rng.standard_normal((p, q))
     twin = naive.kron(A, B)
-    for backend in BACKENDS:
-        np.testing.assert_array_equal(fastgrad.kron(A, B, backend=backend), twin)
-    np.testing.assert_array_equal(fastgrad.kron(A[0], B[0]), naive.kron(A[0], B[0]))
+    np.testing.assert_array_equal(fastgrad.kron(A, B, backend=backend), twin)
+    np.testing.assert_array_equal(fastgrad.kron(A[0], B[0], backend=backend), naive.kron(A[0], B[0]))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -135,29 +134,38 @@ def test_kron_bad_input(backend):
         fastgrad.kron(np.ones((2, 2)), np.ones((2, 2)), out=ro, backend=backend)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_kron_parallel_paths_bitwise_equal_across_threads(compiled_backend, dtype, rng, threads, monkeypatch):
-    monkeypatch.setattr(kron_module, "PARALLEL_MIN_ELEMENTS", 0)  # force the parallel kernels
-    A, B = operand(rng, (13, 7), dtype), operand(rng, (9, 11), dtype).T
-    x = operand(rng, 9, dtype)
-    results = []
+def _max_threads():
     import numba
 
-    for n in [t for t in (1, 2) if t <= numba.config.NUMBA_NUM_THREADS]:
+    return numba.config.NUMBA_NUM_THREADS
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kron_parallel_paths_bitwise_equal_across_threads(compiled_backend, dtype, n_threads, rng, threads,
+                                                          monkeypatch):
+    if n_threads > _max_threads():
+        pytest.skip(f"Numba runs at most {_max_threads()} threads here")
+    monkeypatch.setattr(_config, "FILL_PARALLEL_MIN", 0)  # force the parallel kernels
+    A, B = operand(rng, (13, 7), dtype), operand(rng, (9, 11), dtype).T
+    x = operand(rng, 9, dtype)
+
+    def results(n):
         fastgrad.set_num_threads(n)
-        results.append((
+        return (
             fastgrad.kron(A, B, backend=compiled_backend),
             fastgrad.jacobian_Wx(x, 17, order="F", backend=compiled_backend),
             fastgrad.jacobian_Wx(x, 17, order="C", backend=compiled_backend),
             fastgrad.jacobian_AXB(A, B, format="csr", backend=compiled_backend).toarray(),
-        ))
-    np.testing.assert_array_equal(results[0][0], np.kron(A, B))
-    np.testing.assert_array_equal(results[0][1], naive.jacobian_Wx(x, 17, "F").astype(dtype))
-    np.testing.assert_array_equal(results[0][2], naive.jacobian_Wx(x, 17, "C").astype(dtype))
-    np.testing.assert_array_equal(results[0][3], np.kron(B.T, A))
-    for other in results[1:]:
-        for got, ref in zip(other, results[0], strict=True):
-            assert got.tobytes() == ref.tobytes()
+        )
+
+    serial, got = results(1), results(n_threads)
+    np.testing.assert_array_equal(serial[0], np.kron(A, B))
+    np.testing.assert_array_equal(serial[1], naive.jacobian_Wx(x, 17, "F").astype(dtype))
+    np.testing.assert_array_equal(serial[2], naive.jacobian_Wx(x, 17, "C").astype(dtype))
+    np.testing.assert_array_equal(serial[3], np.kron(B.T, A))
+    for g, ref in zip(got, serial, strict=True):
+        assert g.tobytes() == ref.tobytes()
 
 
 def test_numba_and_cython_agree(rng):
@@ -172,29 +180,29 @@ def test_numba_and_cython_agree(rng):
         np.testing.assert_array_equal(a.toarray() if fmt == "csr" else a, c.toarray() if fmt == "csr" else c)
 
 
-def test_kron_parallel_path_taken_above_threshold(compiled_backend, rng, monkeypatch):
-    # outputs at or above PARALLEL_MIN_ELEMENTS take the parallel kernel, smaller ones the serial one
+def test_kron_parallel_path_taken_above_threshold(backend, rng, threads, monkeypatch):
+    # outputs at or above FILL_PARALLEL_MIN go to the kernel with every thread, smaller ones with one
+    fastgrad.set_num_threads(min(2, _max_threads()))
+    n = fastgrad.get_num_threads()
+    impl = _config.kernels("kron", backend)
     calls = []
-    if compiled_backend == "numba":
-        from fastgrad._numba import kron as impl
 
-        def spy(f, label):
-            return lambda *a: (calls.append(label), f(*a))
+    def spy(f, label):
+        return lambda *a: (calls.append(label), f(*a))[1]
 
-        for name in ("kron", "kron_parallel"):
+    f = impl.kron
+    monkeypatch.setattr(impl, "kron", lambda A, B, out, n_threads: (calls.append(n_threads),
+                                                                    f(A, B, out, n_threads))[1])
+    expect = [1, n]
+    if backend == "numba":  # one thread runs the serial target, more the parallel one
+        for name in ("kron_fill", "kron_fill_parallel"):
             monkeypatch.setattr(impl, name, spy(getattr(impl, name), name))
-        expect = ["kron", "kron_parallel"]
-    else:
-        from fastgrad._cython import kron as impl
-
-        f = impl.kron
-        monkeypatch.setattr(impl, "kron", lambda A, B, out, n: (calls.append(n), f(A, B, out, n))[1])
-        expect = [1, fastgrad.get_num_threads()]
+        expect = [1, "kron_fill", n, "kron_fill_parallel" if n > 1 else "kron_fill"]
     A, B = rng.standard_normal((6, 5)), rng.standard_normal((4, 7))
-    monkeypatch.setattr(kron_module, "PARALLEL_MIN_ELEMENTS", 6 * 5 * 4 * 7 + 1)
-    np.testing.assert_array_equal(fastgrad.kron(A, B, backend=compiled_backend), np.kron(A, B))
-    monkeypatch.setattr(kron_module, "PARALLEL_MIN_ELEMENTS", 6 * 5 * 4 * 7)
-    np.testing.assert_array_equal(fastgrad.kron(A, B, backend=compiled_backend), np.kron(A, B))
+    monkeypatch.setattr(_config, "FILL_PARALLEL_MIN", 6 * 5 * 4 * 7 + 1)
+    np.testing.assert_array_equal(fastgrad.kron(A, B, backend=backend), np.kron(A, B))
+    monkeypatch.setattr(_config, "FILL_PARALLEL_MIN", 6 * 5 * 4 * 7)
+    np.testing.assert_array_equal(fastgrad.kron(A, B, backend=backend), np.kron(A, B))
     assert calls == expect
 
 
@@ -246,32 +254,31 @@ def _dense(J):
     return J
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(n=pos, m=pos, order=st.sampled_from(["F", "C"]), fmt=st.sampled_from(["dense", "csr", "operator"]),
        dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**32 - 1))
-def test_jacobian_Wx_closed_form(n, m, order, fmt, dtype, seed):
+def test_jacobian_Wx_closed_form(backend, n, m, order, fmt, dtype, seed):
     x = np.random.default_rng(seed).standard_normal(m).astype(dtype)
     twin = naive.jacobian_Wx(x, n, order)
     eye = np.eye(n)
     closed = np.kron(eye, x[None]) if order == "C" else np.kron(x[None], eye)  # I ⊗ xᵀ / xᵀ ⊗ I
     np.testing.assert_array_equal(twin, closed)
-    for backend in BACKENDS:
-        J = fastgrad.jacobian_Wx(x, n, order=order, format=fmt, backend=backend)
-        assert J.shape == (n, n * m)
-        assert J.dtype == dtype
-        if fmt == "csr":
-            assert isinstance(J, sp.csr_array)
-            assert J.nnz == n * m == np.count_nonzero(twin)  # random x has no zeros
-        np.testing.assert_allclose(_dense(J), twin, rtol=1e-6 if dtype == np.float32 else 0)
+    J = fastgrad.jacobian_Wx(x, n, order=order, format=fmt, backend=backend)
+    assert J.shape == (n, n * m)
+    assert J.dtype == dtype
+    if fmt == "csr":
+        assert isinstance(J, sp.csr_array)
+        assert J.nnz == n * m == np.count_nonzero(twin)  # random x has no zeros
+    np.testing.assert_allclose(_dense(J), twin, rtol=1e-6 if dtype == np.float32 else 0)
 
 
 @pytest.mark.parametrize("order", ["F", "C"])
-def test_jacobian_Wx_against_numerical_jacobian(order, rng):
+def test_jacobian_Wx_against_numerical_jacobian(order, backend, rng):
     n, m = 4, 3
     x = rng.standard_normal(m)
     W = rng.standard_normal((n, m))
     num = naive.numjac(lambda v: fastgrad.unvec(v, (n, m), order=order) @ x, fastgrad.vec(W, order=order))
-    for backend in BACKENDS:
-        np.testing.assert_allclose(fastgrad.jacobian_Wx(x, n, order=order, backend=backend), num, atol=1e-8)
+    np.testing.assert_allclose(fastgrad.jacobian_Wx(x, n, order=order, backend=backend), num, atol=1e-8)
     # the other order's Jacobian does not fit: the test tells the orders apart
     other = "C" if order == "F" else "F"
     assert not np.allclose(fastgrad.jacobian_Wx(x, n, order=other), num, atol=1e-3)
@@ -304,30 +311,31 @@ def test_jacobian_Wx_bad_input():
 # jacobian_AXB
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(p=pos, m=pos, n=pos, q=pos, order=st.sampled_from(["F", "C"]),
        fmt=st.sampled_from(["dense", "csr", "operator"]), dtype=st.sampled_from(DTYPES),
        seed=st.integers(0, 2**32 - 1))
-def test_jacobian_AXB_closed_form(p, m, n, q, order, fmt, dtype, seed):
+def test_jacobian_AXB_closed_form(backend, p, m, n, q, order, fmt, dtype, seed):
     rng = np.random.default_rng(seed)
     A, B = operand(rng, (p, m), dtype), operand(rng, (n, q), dtype)
     twin = naive.jacobian_AXB(A, B, order)
     closed = np.kron(A, B.T) if order == "C" else np.kron(B.T, A)
     np.testing.assert_allclose(twin, closed, rtol=1e-6 if dtype == np.float32 else 1e-15)
-    for backend in BACKENDS:
-        J = fastgrad.jacobian_AXB(A, B, order=order, format=fmt, backend=backend)
-        assert J.shape == (p * q, m * n)
-        assert J.dtype == dtype
-        if fmt == "csr":
-            assert J.nnz == np.count_nonzero(closed)
-        if fmt == "dense":
-            np.testing.assert_array_equal(J, closed)
-        else:
-            np.testing.assert_allclose(_dense(J), closed, rtol=1e-6 if dtype == np.float32 else 1e-14,
-                                       atol=1e-6 if dtype == np.float32 else 1e-14)
+    J = fastgrad.jacobian_AXB(A, B, order=order, format=fmt, backend=backend)
+    assert J.shape == (p * q, m * n)
+    assert J.dtype == dtype
+    if fmt == "csr":
+        assert J.nnz == np.count_nonzero(closed)
+    if fmt == "dense":
+        np.testing.assert_array_equal(J, closed)
+    else:
+        np.testing.assert_allclose(_dense(J), closed, rtol=1e-6 if dtype == np.float32 else 1e-14,
+                                   atol=1e-6 if dtype == np.float32 else 1e-14)
 
 
+@pytest.mark.parametrize("fmt", ["dense", "csr", "operator"])
 @pytest.mark.parametrize("order", ["F", "C"])
-def test_jacobian_AXB_against_numerical_jacobian(order, rng):
+def test_jacobian_AXB_against_numerical_jacobian(order, fmt, backend, rng):
     A, B = rng.standard_normal((2, 3)), rng.standard_normal((4, 5))
     X = rng.standard_normal((3, 4))
 
@@ -335,10 +343,8 @@ def test_jacobian_AXB_against_numerical_jacobian(order, rng):
         return fastgrad.vec(A @ fastgrad.unvec(v, (3, 4), order=order) @ B, order=order)
 
     num = naive.numjac(f, fastgrad.vec(X, order=order))
-    for backend in BACKENDS:
-        for fmt in ("dense", "csr", "operator"):
-            J = fastgrad.jacobian_AXB(A, B, order=order, format=fmt, backend=backend)
-            np.testing.assert_allclose(_dense(J), num, atol=1e-8)
+    J = fastgrad.jacobian_AXB(A, B, order=order, format=fmt, backend=backend)
+    np.testing.assert_allclose(_dense(J), num, atol=1e-8)
     # the Cookbook form: vec(A X B) = (Bᵀ ⊗ A) vec(X)
     np.testing.assert_allclose(fastgrad.jacobian_AXB(A, B, order=order) @ fastgrad.vec(X, order=order),
                                fastgrad.vec(A @ X @ B, order=order))
@@ -451,25 +457,27 @@ def test_kron_operator_2000x2000_factors_never_forms_the_product():
 # matmul_jacobian
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(k=st.integers(1, 4), wrt=st.integers(0, 3), dims_=st.lists(pos, min_size=5, max_size=5),
        dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**32 - 1))
-def test_matmul_jacobian_matches_twin(k, wrt, dims_, dtype, seed):
+def test_matmul_jacobian_matches_twin(backend, k, wrt, dims_, dtype, seed):
     rng = np.random.default_rng(seed)
     wrt = wrt % k
     mats = [operand(rng, (dims_[t], dims_[t + 1]), dtype) for t in range(k)]
     twin = naive.matmul_jacobian(mats, wrt)
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    for backend in BACKENDS:
-        J = fastgrad.matmul_jacobian(*mats, wrt=wrt, backend=backend)
-        assert J.dtype == dtype
-        assert J.shape == (dims_[0], dims_[k], *mats[wrt].shape)
-        np.testing.assert_allclose(J, twin, rtol=tol, atol=tol)
-        p, q = J.shape[:2]
-        r, s = mats[wrt].shape
-        np.testing.assert_array_equal(fastgrad.matmul_jacobian(*mats, wrt=wrt, flatten=True, backend=backend),
-                                      J.reshape(p * q, r * s))
-        JF = fastgrad.matmul_jacobian(*mats, wrt=wrt, flatten=True, order="F", backend=backend)
-        np.testing.assert_array_equal(JF, J.transpose(1, 0, 3, 2).reshape(q * p, s * r))
+    J = fastgrad.matmul_jacobian(*mats, wrt=wrt, backend=backend)
+    assert J.dtype == dtype
+    assert J.shape == (dims_[0], dims_[k], *mats[wrt].shape)
+    np.testing.assert_allclose(J, twin, rtol=tol, atol=tol)
+    p, q = J.shape[:2]
+    r, s = mats[wrt].shape
+    np.testing.assert_array_equal(fastgrad.matmul_jacobian(*mats, wrt=wrt, flatten=True, order="C",
+                                                           backend=backend), J.reshape(p * q, r * s))
+    JF = fastgrad.matmul_jacobian(*mats, wrt=wrt, flatten=True, order="F", backend=backend)
+    np.testing.assert_array_equal(JF, J.transpose(1, 0, 3, 2).reshape(q * p, s * r))
+    # 'F' is the default of every function that flattens
+    np.testing.assert_array_equal(fastgrad.matmul_jacobian(*mats, wrt=wrt, flatten=True, backend=backend), JF)
 
 
 def test_matmul_jacobian_against_numerical_jacobian(rng):

@@ -14,10 +14,13 @@ from naive import mlp2_loss as naive_mlp2_loss
 from naive import nn_central_grad
 
 import fastgrad
-from fastgrad import nn, reference
+from fastgrad import _config, reference
 
 ACTS = ("identity", "sigmoid", "tanh", "relu")
 DTYPES = (np.float32, np.float64)
+# dZ columns up to which the compiled backends take the fused float32 dW/db pass
+# (their kernel modules' FUSED_MAX_C, checked below)
+FUSED_MAX_C = 16
 
 
 def assert_close(got, ref, dtype, rtol64=1e-10):
@@ -86,7 +89,7 @@ def test_dense_forward_out_is_used(backend, rng):
 # dense_backward
 
 
-@given(N=st.integers(1, 8), D=st.integers(1, 5), C=st.integers(1, 2 * nn.FUSED_MAX_C + 3),
+@given(N=st.integers(1, 8), D=st.integers(1, 5), C=st.integers(1, 2 * FUSED_MAX_C + 3),
        seed=st.integers(0, 2**16), dtype=st.sampled_from(DTYPES), backend=st.sampled_from(BACKENDS))
 def test_dense_backward_matches_naive_twin(N, D, C, seed, dtype, backend):
     X, W, _, dZ = dense_data(np.random.default_rng(seed), N, D, C, dtype)
@@ -96,7 +99,7 @@ def test_dense_backward_matches_naive_twin(N, D, C, seed, dtype, backend):
         assert_close(g, r, dtype)
 
 
-@pytest.mark.parametrize("C", [3, nn.FUSED_MAX_C + 5])  # fused streaming pass and the BLAS path
+@pytest.mark.parametrize("C", [3, FUSED_MAX_C + 5])  # fused streaming pass and the BLAS path
 def test_dense_backward_is_the_gradient(backend, rng, C):
     """With L = sum(Z o G), dL/dZ = G: dense_backward(X, W, G) is the gradient of L wrt X, W, b."""
     X, W, b, G = dense_data(rng, 5, 4, C)
@@ -158,8 +161,10 @@ def test_dense_dtype_rules(backend, rng):
 
 
 @pytest.mark.parametrize("C", [4, 40])
-def test_dense_backward_threads_bitwise(compiled_backend, threads, rng, C):
-    X, W, _, dZ = dense_data(rng, 3000, 50, C)  # large enough for the parallel path
+@pytest.mark.parametrize("dtype", DTYPES)  # float32 with C <= FUSED_MAX_C: the fused dW/db pass
+def test_dense_backward_threads_bitwise(compiled_backend, threads, monkeypatch, rng, C, dtype):
+    monkeypatch.setattr(_config, "STREAM_PARALLEL_MIN", 1)  # the db pass takes the parallel path too
+    X, W, _, dZ = dense_data(rng, 3000, 50, C, dtype)  # large enough for the parallel path
     fastgrad.set_num_threads(1)
     one = fastgrad.dense_backward(X, W, dZ, backend=compiled_backend)
     fastgrad.set_num_threads(2)
@@ -305,22 +310,23 @@ def test_mlp2_torch_conventions_by_formula(backend, rng):
     np.testing.assert_allclose(db2m, (2 * (Z2 - T) / (N * C)).sum(0), atol=1e-14)
 
 
+@pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_mlp2_stable_at_huge_logits(backend, dtype):
+def test_mlp2_stable_at_huge_logits(backend, dtype, act):
     """Logits of +-1e3 (and sigmoid inputs of +-1e3) give a finite loss and gradient."""
     X = np.array([[1.0, -1.0], [-1.0, 1.0]], dtype=dtype)
     W1 = np.array([[1e3, 0.0], [0.0, 1e3]], dtype=dtype)  # hidden pre-activations +-1e3
     b1 = np.zeros(2, dtype=dtype)
     W2 = np.zeros((2, 3), dtype=dtype)
     b2 = np.array([1e3, -1e3, 0.0], dtype=dtype)  # logits [1e3, -1e3, 0] for every sample
-    for act in ACTS:  # (warnings are errors: an overflow in the numpy reference would fail too)
-        val, grads = fastgrad.mlp2_loss_and_grad(X, [1, 0], W1, b1, W2, b2, activation=act, backend=backend)
-        assert np.isfinite(val) and all(np.isfinite(g).all() for g in grads), act
-        assert val == pytest.approx(1000.0, rel=1e-6)  # ((lse - z_1) + (lse - z_0))/2 = (2000 + 0)/2
-        np.testing.assert_allclose(grads[3], [0.5, -0.5, 0.0], atol=1e-6)  # ((e_0 - e_1) + 0)/2
-        val, grads = fastgrad.mlp2_loss_and_grad(X, np.full((2, 3), 1 / 3, dtype), W1, b1, W2 + 1, b2,
-                                                 activation=act, backend=backend)
-        assert np.isfinite(val) and all(np.isfinite(g).all() for g in grads), act
+    # (warnings are errors: an overflow in the numpy reference would fail too)
+    val, grads = fastgrad.mlp2_loss_and_grad(X, [1, 0], W1, b1, W2, b2, activation=act, backend=backend)
+    assert np.isfinite(val) and all(np.isfinite(g).all() for g in grads), act
+    assert val == pytest.approx(1000.0, rel=1e-6)  # ((lse - z_1) + (lse - z_0))/2 = (2000 + 0)/2
+    np.testing.assert_allclose(grads[3], [0.5, -0.5, 0.0], atol=1e-6)  # ((e_0 - e_1) + 0)/2
+    val, grads = fastgrad.mlp2_loss_and_grad(X, np.full((2, 3), 1 / 3, dtype), W1, b1, W2 + 1, b2,
+                                             activation=act, backend=backend)
+    assert np.isfinite(val) and all(np.isfinite(g).all() for g in grads), act
 
 
 def test_mlp2_db2_at_huge_logits_exact(backend):
@@ -330,22 +336,22 @@ def test_mlp2_db2_at_huge_logits_exact(backend):
     np.testing.assert_array_equal(grads[3], [1.0, -1.0, 0.0])  # softmax = e_0, minus e_1
 
 
-def test_mlp2_numba_cython_agree(rng):
+@pytest.mark.parametrize("activation,loss,labels", CASES)
+def test_mlp2_numba_cython_agree(rng, activation, loss, labels):
     if "cython" not in BACKENDS:
         pytest.skip("cython backend not built")
-    for activation, loss, labels in CASES:
-        data = mlp_data(rng, 700, 6, 40, 4, loss, labels)
-        a = fastgrad.mlp2_loss_and_grad(*data, activation=activation, loss=loss, backend="numba")
-        b = fastgrad.mlp2_loss_and_grad(*data, activation=activation, loss=loss, backend="cython")
-        assert a[0] == pytest.approx(b[0], rel=1e-13)
-        for x, y in zip(a[1], b[1], strict=True):
-            np.testing.assert_allclose(x, y, rtol=1e-11, atol=1e-14)
+    data = mlp_data(rng, 700, 6, 40, 4, loss, labels)
+    a = fastgrad.mlp2_loss_and_grad(*data, activation=activation, loss=loss, backend="numba")
+    b = fastgrad.mlp2_loss_and_grad(*data, activation=activation, loss=loss, backend="cython")
+    assert a[0] == pytest.approx(b[0], rel=1e-13)
+    for x, y in zip(a[1], b[1], strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-11, atol=1e-14)
 
 
 @pytest.mark.parametrize("activation,loss,labels", [("sigmoid", "softmax_cross_entropy", True),
                                                     ("relu", "mse", False)])
 def test_mlp2_threads_bitwise(compiled_backend, threads, monkeypatch, activation, loss, labels):
-    monkeypatch.setattr(nn, "STREAM_PARALLEL_MIN", 1)  # every elementwise pass takes the parallel path
+    monkeypatch.setattr(_config, "STREAM_PARALLEL_MIN", 1)  # every elementwise pass takes the parallel path
     data = mlp_data(np.random.default_rng(5), 2100, 8, 70, 5, loss, labels)
     fastgrad.set_num_threads(1)
     one = fastgrad.mlp2_loss_and_grad(*data, activation=activation, loss=loss, backend=compiled_backend)
@@ -445,7 +451,7 @@ def test_numba_kernels_callable_from_user_njit(rng):
     def user_backward(X, dZ):
         dW = np.empty((X.shape[1], dZ.shape[1]))
         db = np.empty(dZ.shape[1])
-        knn.dw_db(X, dZ, 4, dW, db)
+        knn.dw_db_kernel(X, dZ, dW, db)
         return dW, db
 
     X, _, _, dZ = dense_data(rng, 11, 3, 2)
@@ -461,82 +467,122 @@ def test_activation_kernels_vs_reference(rng):
     from fastgrad._numba import nn as knn
 
     z = np.concatenate([rng.standard_normal(50) * 5, [-1e3, -40.0, 0.0, 40.0, 1e3]])
-    for name, code in knn.ACTIVATIONS.items():
+    for name, code in _config.ACTIVATION_CODES.items():
         a = np.array([knn.activate(v, code) for v in z])
         np.testing.assert_allclose(a, reference.nn_activation(z, name), rtol=1e-14, atol=1e-300)
         d = np.array([knn.activation_derivative(v, code) for v in a])
         np.testing.assert_allclose(d, reference.nn_activation_derivative(z, name), rtol=1e-9, atol=1e-15)
+        # the reference's derivative from the value (the numpy backend's) is the one from z, bit for bit
+        ra = reference.nn_activation(z, name)
+        assert np.array_equal(reference.nn_activation_derivative_from_value(ra, name),
+                              reference.nn_activation_derivative(z, name)), name
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_stream_kernels_serial_parallel_bitwise(rng, dtype):
-    """Low-level kernels: serial and parallel variants (numba), 1 and 2 threads (cython) give the
-    same bits, numba and cython agree, and each matches its numpy formula."""
-    from fastgrad._numba import nn as knb
+STREAM_PASSES = ([("act", a) for a in ACTS] + [("loss", "mse"), ("loss", "xent"), ("loss", "labels")]
+                 + [("back", a) for a in ACTS])
 
+
+def _stream_data(rng, dtype):
     N, C = 1300, 6  # 6 row blocks of 256 (the last one short)
-    rows = 256
     Z = (3 * rng.standard_normal((N, C))).astype(dtype)
     b = rng.standard_normal(C).astype(dtype)
     y = rng.integers(0, C, N).astype(np.intp)
     T = rng.standard_normal((N, C)).astype(dtype)
-    A = np.tanh(Z)
-    runs = {}
-    for act in range(4):
-        for tag, fn in [("s", knb.bias_activation), ("p", knb.bias_activation_parallel)]:
-            out = Z.copy()
-            fn(out, b, act)
-            runs[("act", act, "numba", tag)] = (out,)
-        for th in (1, 2) if "cython" in BACKENDS else ():
-            from fastgrad._cython import nn as kcy
+    return Z, b, y, T, np.tanh(Z)
 
-            out = Z.copy()
-            kcy.bias_activation(out, b, act, th)
-            runs[("act", act, "cython", th)] = (out,)
-        np.testing.assert_allclose(runs[("act", act, "numba", "s")][0],
-                                   reference.nn_activation(Z.astype(np.float64) + b, ("identity", "sigmoid",
-                                                           "tanh", "relu")[act]),
-                                   rtol=1e-6 if dtype == np.float32 else 1e-14, atol=1e-6)
-    for kind in range(3):  # 0 mse, 1 xent dense, 2 xent labels
-        for tag, par in [("s", ""), ("p", "_parallel")]:
-            out, db = Z.copy(), np.empty(C, dtype)
-            if kind == 2:
-                val = getattr(knb, "loss_labels" + par)(out, b, y, 1.0 / N, rows, db)
-            else:
-                val = getattr(knb, "loss_targets" + par)(out, b, T, kind, 1.0 / N, rows, db)
-            runs[("loss", kind, "numba", tag)] = (out, db, np.array(val))
-        for th in (1, 2) if "cython" in BACKENDS else ():
-            out, db = Z.copy(), np.empty(C, dtype)
-            if kind == 2:
-                val = kcy.loss_labels(out, b, y, 1.0 / N, rows, db, th)
-            else:
-                val = kcy.loss_targets(out, b, T, kind, 1.0 / N, rows, db, th)
-            runs[("loss", kind, "cython", th)] = (out, db, np.array(val))
-    for act in range(4):
-        for tag, par in [("s", ""), ("p", "_parallel")]:
-            dA, db = T.copy(), np.empty(C, dtype)
-            getattr(knb, "activation_backward" + par)(dA, A, act, rows, db)
-            runs[("back", act, "numba", tag)] = (dA, db)
-        for th in (1, 2) if "cython" in BACKENDS else ():
-            dA, db = T.copy(), np.empty(C, dtype)
-            kcy.activation_backward(dA, A, act, rows, db, th)
-            runs[("back", act, "cython", th)] = (dA, db)
-    for key, res in runs.items():
-        kind, code, be, tag = key
-        twin = runs[(kind, code, be, "s" if be == "numba" else 1)]
-        for r, t in zip(res, twin, strict=True):
-            assert np.array_equal(r, t), key  # serial == parallel, bit for bit
-        other = runs[(kind, code, "numba", "s")]
-        for r, t in zip(res, other, strict=True):  # numba and cython agree to rounding
+
+def _stream_pass(k, what, name, data, n_threads):
+    """One streaming pass of the protocol of kernel module ``k``; the arrays it wrote (and the loss)."""
+    Z, b, y, T, A = data
+    N, C = Z.shape
+    if what == "act":
+        out = Z.copy()
+        k.bias_activation(out, b, _config.ACTIVATION_CODES[name], n_threads)
+        return (out,)
+    if what == "loss":
+        out, db = Z.copy(), np.empty(C, Z.dtype)
+        if name == "labels":
+            val = k.loss_labels(out, b, y, 1.0 / N, db, n_threads)
+        else:
+            kind = _config.LOSS_CODES["mse" if name == "mse" else "softmax_cross_entropy"]
+            val = k.loss_targets(out, b, T, kind, 1.0 / N, db, n_threads)
+        return out, db, np.array(val)
+    dA, db = T.copy(), np.empty(C, Z.dtype)
+    k.activation_backward(dA, A, _config.ACTIVATION_CODES[name], db, n_threads)
+    return dA, db
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("what,name", STREAM_PASSES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_stream_kernels_threads_bitwise(backend, rng, dtype, what, name, n_threads):
+    """The protocol's streaming passes: n_threads gives the bits of one thread (numba: the
+    parallel target those of the serial one), every backend agrees with numba's serial kernel
+    to rounding, and each pass matches its numpy formula."""
+    data = _stream_data(rng, dtype)
+    Z, b, y, T, A = data
+    k = _config.kernels("nn", backend)
+    got = _stream_pass(k, what, name, data, n_threads)
+    one = _stream_pass(k, what, name, data, 1)
+    for r, t in zip(got, one, strict=True):
+        assert np.array_equal(r, t)  # n_threads == 1, bit for bit
+    if "numba" in BACKENDS:  # numba and the other backends agree to rounding
+        other = _stream_pass(_config.kernels("nn", "numba"), what, name, data, 1)
+        for r, t in zip(got, other, strict=True):
             np.testing.assert_allclose(r, t, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-7)
-    # the loss kernels against their numpy formulas
-    for kind, loss, labels, Y in [(0, "mse", False, T), (1, "softmax_cross_entropy", False, T),
-                                  (2, "softmax_cross_entropy", True, y)]:
-        out, db, val = runs[("loss", kind, "numba", "s")]
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    if what == "act":
+        np.testing.assert_allclose(got[0], reference.nn_activation(Z.astype(np.float64) + b, name),
+                                   rtol=1e-6 if dtype == np.float32 else 1e-14, atol=1e-6)
+    elif what == "loss":  # the loss kernels against their numpy formulas
+        loss, labels, Y = {"mse": ("mse", False, T), "xent": ("softmax_cross_entropy", False, T),
+                           "labels": ("softmax_cross_entropy", True, y)}[name]
+        out, db, val = got
         rval, rdZ = reference.nn_loss(Z.astype(np.float64) + b, Y, loss, labels)
-        if kind == 0:  # the kernel takes scale = 1/N here; the reference means over N*C
-            rval, rdZ = rval * C, rdZ * C
-        tol = 1e-5 if dtype == np.float32 else 1e-12
+        if loss == "mse":  # the kernel takes scale = 1/N here; the reference means over N*C
+            rval, rdZ = rval * Z.shape[1], rdZ * Z.shape[1]
         assert float(val) == pytest.approx(rval, rel=tol)
         np.testing.assert_allclose(out, rdZ, rtol=tol, atol=tol * np.abs(rdZ).max())
         np.testing.assert_allclose(db, rdZ.sum(0), rtol=tol, atol=tol * np.abs(rdZ).max() * 10)
+    else:
+        rdZ = T.astype(np.float64) * reference.nn_activation_derivative_from_value(A, name)
+        np.testing.assert_allclose(got[0], rdZ, rtol=tol, atol=tol)
+        np.testing.assert_allclose(got[1], rdZ.sum(0), rtol=tol, atol=tol * 10 * np.abs(rdZ).max())
+
+
+# ---------------------------------------------------------------------------
+# The backend protocol
+
+PROTOCOL = ("dw_db", "bias_grad", "bias_activation", "loss_labels", "loss_targets", "activation_backward",
+            "dense_forward", "dense_backward", "mlp2")
+
+
+@pytest.mark.parametrize("name", PROTOCOL)
+def test_protocol_is_the_same_in_every_backend(name):
+    """Every backend's nn module exports the protocol function with the same arguments, n_threads last."""
+    import inspect
+
+    params = {b: tuple(inspect.signature(getattr(_config.kernels("nn", b), name)).parameters)
+              for b in BACKENDS}
+    assert len(set(params.values())) == 1, params
+    assert params[BACKENDS[0]][-1] == "n_threads"
+
+
+def test_codes_are_the_config_codes():
+    """The Numba constants and the Cython enums of the activation and loss codes are _config's."""
+    if "numba" in BACKENDS:
+        from fastgrad._numba import nn as knb
+
+        assert {"identity": knb.IDENTITY, "sigmoid": knb.SIGMOID, "tanh": knb.TANH,
+                "relu": knb.RELU} == _config.ACTIVATION_CODES
+        assert {"mse": knb.LOSS_MSE, "softmax_cross_entropy": knb.LOSS_XENT} == _config.LOSS_CODES
+    if "cython" in BACKENDS:
+        from fastgrad._cython import nn as kcy
+
+        assert kcy.ACTIVATION_CODES == _config.ACTIVATION_CODES
+        assert kcy.LOSS_CODES == _config.LOSS_CODES
+
+
+def test_fused_max_c_of_the_kernels(compiled_backend):
+    assert _config.kernels("nn", compiled_backend).FUSED_MAX_C == FUSED_MAX_C
+

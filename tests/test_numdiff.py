@@ -13,6 +13,14 @@ import fastgrad
 from fastgrad.numdiff import METHODS
 
 REAL = ("forward", "backward", "central", "five-point")
+THREADS = (1, 2)
+
+
+def _set_threads(n):
+    """Run on n threads (the ``threads`` fixture restores the count); skip where Numba has fewer."""
+    if n > fastgrad._config._max_threads():
+        pytest.skip(f"needs {n} Numba threads")
+    fastgrad.set_num_threads(n)
 
 # Functions of a matrix X with their analytic gradients -----------------------
 
@@ -127,11 +135,12 @@ def test_any_shape_and_args():
     assert fastgrad.numgrad(trans, np.empty((0, 3))).shape == (0, 3)
 
 
+@pytest.mark.parametrize("n_threads", THREADS)
 @pytest.mark.parametrize("method", METHODS)
-def test_njit_path_bitwise_equals_python_path(method, threads):
+def test_njit_path_bitwise_equals_python_path(method, n_threads, threads):
     """The compiled loop does the same arithmetic as the Python loop over the same compiled f."""
     X = np.random.default_rng(2).uniform(-1, 1, size=(3, 5))
-    fastgrad.set_num_threads(min(2, fastgrad.get_num_threads()))
+    _set_threads(n_threads)
     g_jit, e_jit = fastgrad.numgrad(trans_njit, X, args=(1.5,), method=method, full_output=True)
     g_py, e_py = fastgrad.numgrad(lambda X, s: trans_njit(X, s), X, args=(1.5,), method=method,
                                   full_output=True)
@@ -142,24 +151,22 @@ def test_njit_path_bitwise_equals_python_path(method, threads):
     np.testing.assert_array_equal(g_jit, g_serial)
 
 
-def test_threads_bitwise(threads):
+@pytest.mark.parametrize("n_threads", THREADS)
+def test_threads_bitwise(n_threads, threads):
+    """Every thread count gives the bits of the serial loop (so 1 and 2 threads agree)."""
     X = np.random.default_rng(3).uniform(-1, 1, size=(7, 9))
-    results = []
-    for n in (1, 2):
-        if n > fastgrad.numdiff._config._max_threads():
-            pytest.skip("needs 2 Numba threads")
-        fastgrad.set_num_threads(n)
-        results.append(fastgrad.numgrad(trans_njit, X, args=(1.0,)))
-        results.append(fastgrad.numjac(outer_njit, X[0], args=(X[1],)))
-    np.testing.assert_array_equal(results[0], results[2])
-    np.testing.assert_array_equal(results[1], results[3])
+    _set_threads(n_threads)
+    np.testing.assert_array_equal(fastgrad.numgrad(trans_njit, X, args=(1.0,)),
+                                  fastgrad.numgrad(trans_njit, X, args=(1.0,), parallel=False))
+    np.testing.assert_array_equal(fastgrad.numjac(outer_njit, X[0], args=(X[1],)),
+                                  fastgrad.numjac(outer_njit, X[0], args=(X[1],), parallel=False))
 
 
-def test_workers_bitwise():
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_workers_bitwise(workers):
     X = np.random.default_rng(4).uniform(-1, 1, size=(4, 5))
     serial = fastgrad.numgrad(trans, X, method="five-point")
-    for workers in (1, 2, 3):
-        np.testing.assert_array_equal(fastgrad.numgrad(trans, X, method="five-point", workers=workers), serial)
+    np.testing.assert_array_equal(fastgrad.numgrad(trans, X, method="five-point", workers=workers), serial)
 
 
 def test_hostile_layouts_and_x_not_written(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import naive
 import numpy as np
 import pytest
-from conftest import variants
+from conftest import BACKENDS, variants
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -34,47 +34,49 @@ def _atol(A, y, w, method, dtype):
     return 1e3 * eps * (1 + L) / h + 4 * extra + (1e-5 if dtype == np.float32 else 0)
 
 
+# backend by parametrize, not the conftest fixture: hypothesis rejects function-scoped fixtures
+@pytest.mark.parametrize("backend", BACKENDS)
 @given(N=st.integers(1, 40), D=st.integers(1, 6), K=st.integers(0, 3),
        dtype=st.sampled_from([np.float32, np.float64]), method=st.sampled_from(METHODS),
        seed=st.integers(0, 2**16))
-def test_against_analytic_and_reference(N, D, K, dtype, method, seed):
+def test_against_analytic_and_reference(backend, N, D, K, dtype, method, seed):
     A, y, w = _data(np.random.default_rng(seed), N, D, K, dtype)
     exact = fastgrad.mse_grad(A.astype(np.float64), y.astype(np.float64), w.astype(np.float64), backend="numpy")
     tol = _atol(A, y, w, method, dtype)
     ref = fastgrad.mse_numgrad(A, y, w, method=method, backend="numpy")
-    for backend in fastgrad.available_backends():
-        g = fastgrad.mse_numgrad(A, y, w, method=method, backend=backend)
-        assert g.shape == w.shape and g.dtype == dtype
-        np.testing.assert_allclose(g, exact, rtol=1e-5 if dtype == np.float32 else 1e-7, atol=tol, err_msg=backend)
-        np.testing.assert_allclose(g, ref, rtol=1e-6, atol=tol, err_msg=backend)
+    g = fastgrad.mse_numgrad(A, y, w, method=method, backend=backend)
+    assert g.shape == w.shape and g.dtype == dtype
+    np.testing.assert_allclose(g, exact, rtol=1e-5 if dtype == np.float32 else 1e-7, atol=tol, err_msg=backend)
+    np.testing.assert_allclose(g, ref, rtol=1e-6, atol=tol, err_msg=backend)
 
 
 @pytest.mark.parametrize("method", METHODS[:4])
-def test_against_naive_twin(method):
+def test_against_naive_twin(method, backend):
     rng = np.random.default_rng(7)
     A, y, w = _data(rng, 12, 4, 2, np.float64)
     h = 1e-3
     hh = (w + h) - w if method != "backward" else w - (w - h)
     twin = naive.mse_numgrad(A, y, w, hh, method)
-    for backend in fastgrad.available_backends():
-        np.testing.assert_allclose(fastgrad.mse_numgrad(A, y, w, h=h, method=method, backend=backend), twin,
-                                   rtol=1e-9, atol=1e-9, err_msg=backend)
+    np.testing.assert_allclose(fastgrad.mse_numgrad(A, y, w, h=h, method=method, backend=backend), twin,
+                               rtol=1e-9, atol=1e-9, err_msg=backend)
 
 
-def test_numba_cython_agree_and_threads_bitwise(compiled_backend, threads):
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_numba_cython_agree_and_threads_bitwise(compiled_backend, n_threads, threads):
+    """n threads give the bits of 1 thread (so 1 and 2 agree); numba and cython agree to rounding."""
     rng = np.random.default_rng(8)
     A, y, w = _data(rng, 2000, 130, 2, np.float64)  # large enough for the parallel path
-    out = []
-    for n in (1, 2):
-        if n > fastgrad.numdiff._config._max_threads():
-            pytest.skip("needs 2 threads")
-        fastgrad.set_num_threads(n)
-        out.append(fastgrad.mse_numgrad(A, y, w, backend=compiled_backend))
-    np.testing.assert_array_equal(out[0], out[1])
+    if n_threads > fastgrad._config._max_threads():
+        pytest.skip(f"needs {n_threads} threads")
+    fastgrad.set_num_threads(1)
+    one = fastgrad.mse_numgrad(A, y, w, backend=compiled_backend)
+    fastgrad.set_num_threads(n_threads)
+    got = fastgrad.mse_numgrad(A, y, w, backend=compiled_backend)
+    np.testing.assert_array_equal(got, one)
     other = fastgrad.mse_numgrad(A, y, w, backend="numba" if compiled_backend == "cython" else "cython")
     # rounding of the two really-evaluated losses: ~ N eps L / h = 2000 * 2e-16 * 2 / 6e-6
-    np.testing.assert_allclose(out[0], other, rtol=1e-7, atol=2e-7)
-    np.testing.assert_allclose(out[0], fastgrad.mse_grad(A, y, w), rtol=1e-6, atol=2e-7)
+    np.testing.assert_allclose(got, other, rtol=1e-7, atol=2e-7)
+    np.testing.assert_allclose(got, fastgrad.mse_grad(A, y, w), rtol=1e-6, atol=2e-7)
 
 
 def test_layouts_out_and_inputs_untouched(backend, tmp_path):

@@ -25,6 +25,11 @@ def vec_f(x):
     return np.array([x[0] ** 2 * x[1], np.sin(x[0]) + x[1], np.exp(x[1] / 3)])
 
 
+@njit
+def vec_njit(x, c):
+    return np.array([c * x[0] ** 2 * x[-1], np.sin(x[0]) + x[-1], np.sum(np.exp(x / 3))])
+
+
 @given(n=st.integers(1, 6), seed=st.integers(0, 2**16))
 def test_approx_fprime_matches_scipy(n, seed):
     x = np.random.default_rng(seed).uniform(-2, 2, size=n)
@@ -52,6 +57,34 @@ def test_approx_fprime_variants_match_scipy():
         fastgrad.approx_fprime(np.ones((2, 2)), np.sum)
     with pytest.raises(ValueError, match="more than 1 dimension"):
         fastgrad.approx_fprime(np.ones(2), lambda x: np.ones((2, 2)))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_approx_fprime_njit_matches_scipy_at_threads(n_threads, threads):
+    """The compiled loops (gradient and Jacobian) give scipy's bits on every thread count."""
+    if n_threads > fastgrad._config._max_threads():
+        pytest.skip(f"needs {n_threads} Numba threads")
+    fastgrad.set_num_threads(n_threads)
+    x = np.random.default_rng(3).uniform(-2, 2, size=11)
+    for eps in (1e-7, np.linspace(1e-8, 1e-5, 11), -1e-6, 0.0):
+        np.testing.assert_array_equal(fastgrad.approx_fprime(x, quad_njit, eps, 2.0),
+                                      so.approx_fprime(x, quad_njit, eps, 2.0))
+        np.testing.assert_array_equal(fastgrad.approx_fprime(x, vec_njit, eps, 2.0),
+                                      so.approx_fprime(x, vec_njit, eps, 2.0))
+
+
+def test_moved_names_still_importable_from_numdiff():
+    """approx_fprime, check_grad, gradcheck & co. live in fastgrad.gradient_checks; fastgrad.numdiff re-exports them."""
+    import importlib
+
+    import fastgrad.numdiff as nd
+
+    gc = importlib.import_module("fastgrad.gradient_checks")
+    for name in ("approx_fprime", "check_grad", "gradcheck", "GradcheckResult", "GradientMismatchError"):
+        assert getattr(nd, name) is getattr(gc, name) is getattr(fastgrad, name)
+    from fastgrad.numdiff import approx_fprime  # noqa: F401
+    with pytest.raises(AttributeError):
+        nd.no_such_name  # noqa: B018
 
 
 def test_check_grad_matches_scipy():

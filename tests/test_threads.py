@@ -31,17 +31,18 @@ def test_bitwise_identical_for_every_thread_count(backend, N, D, K, dtype, threa
         assert np.array_equal(g, results[0][1])  # bit for bit, not approximately
 
 
-def test_serial_and_parallel_paths_agree_bitwise(threads):
-    # the same partition is used on both paths, so crossing the size threshold changes nothing
-    from fastgrad._numba import mse as nb
-
+@pytest.mark.parametrize("backend", fastgrad.available_backends())
+def test_serial_and_parallel_paths_agree_bitwise(backend, threads):
+    # the same partition is used on both paths, so crossing the size threshold
+    # (the protocol's n_threads) changes nothing
+    k = _config.kernels("mse", backend)
     rng = np.random.default_rng(3)
     A = rng.standard_normal((5000, 8))
     Y = rng.standard_normal((5000, 1))
     WT = rng.standard_normal((1, 8))
     o1, o2 = np.empty((8, 1)), np.empty((8, 1))
-    l1 = nb.mse_loss_grad(A, Y, WT, 1 / 5000, o1)
-    l2 = nb.mse_loss_grad_parallel(A, Y, WT, 1 / 5000, o2)
+    l1 = k.loss_grad(A, Y, WT, 1 / 5000, o1, 1)
+    l2 = k.loss_grad(A, Y, WT, 1 / 5000, o2, 2)
     assert l1 == l2 and np.array_equal(o1, o2)
 
 

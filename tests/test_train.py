@@ -163,6 +163,6 @@ def test_fit_linear_bad_input(problem):
 
 def test_fit_linear_divergence_propagates(problem):
     A, y = problem
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"), pytest.warns(RuntimeWarning, match="diverged.*lr=10"):
         res = fastgrad.fit_linear(A * 1e3, y, lr=10.0, epochs=200)
     assert not np.isfinite(res.losses[-1]) and len(res.losses) == 201

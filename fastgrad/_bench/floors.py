@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from numba import njit, prange
 
+from .._config import NUMBA_FLAGS
 
-@njit(parallel=True, fastmath=True, cache=True)
+
+@njit(parallel=True, fastmath=True, cache=NUMBA_FLAGS["cache"])
 def read_once_floor(a):
     """Sum of a 1-D array with prange and fastmath: the read-once memory-bandwidth floor.
 

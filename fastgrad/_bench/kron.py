@@ -1,4 +1,5 @@
-"""Benchmark cases of the Kronecker / vec-Jacobian kernels (SPEC section 8, kron and jacobian bullets)."""
+"""Benchmark cases and correctness checks of the Kronecker / vec-Jacobian kernels: kron, vec, unvec,
+jacobian_Wx, jacobian_AXB, KronOperator, matmul_jacobian."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import scipy.sparse as sp
 
 import fastgrad
 
-from . import Case, Contender, register
+from . import Case, Check, Contender, register, register_check
 
 BACKENDS = ("numba", "cython")
 
@@ -95,3 +96,87 @@ register(Case(
                  lambda d: (lambda: sp.kron(d["x"][None, :], sp.identity(d["n"], format="csr"), format="csr")))],
     {}, quick=True, check=_check_csr,
 ))
+
+
+# ---------------------------------------------------------------------------
+# Correctness checks (``fastgrad check``, tests/test_registry.py)
+
+ORDERS = ("F", "C")
+
+
+def _kron_check(sa, sb, da, db, transpose):
+    def run(backend, rng):
+        A = rng.standard_normal(sa).astype(da)
+        B = rng.standard_normal(sb).astype(db)
+        if transpose:
+            A = A.T
+        return [(fastgrad.kron(A, B, backend=backend), np.kron(A, B))]
+
+    return run
+
+
+register_check(Check("kron (60, 50)x(50, 60) f64", ("kron",),
+                     _kron_check((60, 50), (50, 60), np.float64, np.float64, False)))
+register_check(Check("kron (7,)x(5, 3) f32", ("kron",), _kron_check((7,), (5, 3), np.float32, np.float32, False)))
+register_check(Check("kron transposed f32 x f64", ("kron",),
+                     _kron_check((30, 40), (20, 50), np.float32, np.float64, True)))
+
+
+def _jacobian_check(fmt):
+    def run(backend, rng):
+        x = rng.standard_normal(7)
+        A, B = rng.standard_normal((3, 4)), rng.standard_normal((5, 2))
+        pairs = []
+        for order in ORDERS:
+            eye = np.eye(6)
+            ref_wx = np.kron(eye, x[None]) if order == "C" else np.kron(x[None], eye)
+            ref_axb = np.kron(A, B.T) if order == "C" else np.kron(B.T, A)
+            jw = fastgrad.jacobian_Wx(x, 6, order=order, format=fmt, backend=backend)
+            ja = fastgrad.jacobian_AXB(A, B, order=order, format=fmt, backend=backend)
+            if fmt == "csr":
+                jw, ja = jw.toarray(), ja.toarray()
+            elif fmt == "operator":
+                jw, ja = jw.todense(), ja @ np.eye(ja.shape[1])
+            pairs += [(jw, ref_wx), (ja, ref_axb)]
+        return pairs
+
+    return run
+
+
+for _fmt in ("dense", "csr", "operator"):
+    register_check(Check(f"jacobian_Wx/AXB {_fmt}", ("jacobian_Wx", "jacobian_AXB"), _jacobian_check(_fmt)))
+
+
+def _matmul_jacobian_check(backend, rng):
+    Ms = [rng.standard_normal(s) for s in ((3, 4), (4, 5), (5, 2))]
+    J = fastgrad.matmul_jacobian(*Ms, wrt=1, backend=backend)
+    return [(J, np.einsum("ia,bj->ijab", Ms[0], Ms[2]))]
+
+
+register_check(Check("matmul_jacobian 3 factors", ("matmul_jacobian",), _matmul_jacobian_check))
+
+
+def _vec_check(backend, rng):
+    X = rng.standard_normal((4, 3))
+    v = rng.standard_normal(12)
+    return [
+        (fastgrad.vec(X), X.T.reshape(-1)), (fastgrad.vec(X, "C"), X.reshape(-1)),
+        (fastgrad.unvec(v, (4, 3)), v.reshape(3, 4).T), (fastgrad.unvec(v, (4, 3), "C"), v.reshape(4, 3)),
+        (fastgrad.unvec(fastgrad.vec(X), X.shape), X),
+    ]
+
+
+register_check(Check("vec/unvec (4, 3) F and C", ("vec", "unvec"), _vec_check))
+
+
+def _kron_operator_check(backend, rng):
+    A, B = rng.standard_normal((3, 4)), rng.standard_normal((2, 5))
+    K = fastgrad.KronOperator(A, B, backend=backend)
+    ref = np.kron(A, B)
+    x, y, X = rng.standard_normal(20), rng.standard_normal(6), rng.standard_normal((20, 3))
+    return [(K.shape, ref.shape), (K @ x, ref @ x), (K.T @ y, ref.T @ y), (K @ X, ref @ X),
+            (K.todense(), ref), (K.T.todense(), ref.T)]
+
+
+register_check(Check("KronOperator (3, 4)x(2, 5) matvec, rmatvec, matmat, todense", ("KronOperator",),
+                     _kron_operator_check))

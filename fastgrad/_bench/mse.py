@@ -1,4 +1,4 @@
-"""Benchmark cases of the MSE kernels (SPEC section 8, first bullet)."""
+"""Benchmark cases and correctness checks of the MSE kernels and fit_linear."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 import fastgrad
 
-from . import Case, Contender, register
+from . import Case, Check, Contender, register, register_check
 from .floors import read_once_floor
 
 SHAPES = [
@@ -64,3 +64,88 @@ for N, D, dtype, quick, targets in SHAPES:
         contenders.append(Contender("floor", "floor", lambda d: (lambda: read_once_floor(d["flat"]))))
     register(Case("mse_grad", f"({N}, {D}) {dtype}", _setup(N, D, dtype), contenders, targets,
                   quick=quick, check=_check))
+
+
+# ---------------------------------------------------------------------------
+# Correctness checks (``fastgrad check``, tests/test_registry.py)
+
+
+def _mse_data(rng, N, D, K, dtype):
+    A = rng.standard_normal((N, D)).astype(dtype)
+    w = rng.standard_normal((D, K) if K else D).astype(dtype)
+    y = rng.standard_normal((N, K) if K else N).astype(dtype)
+    return A, y, w
+
+
+def _numpy_loss_grad(A, y, w, reduction="mean"):
+    """``R = y - A w``; loss ``s sum R**2``, gradient ``-2 s Aᵀ R`` (s = 1/(N K) or 1), float64."""
+    A, y, w = (np.asarray(a, dtype=np.float64) for a in (A, y, w))
+    R = y - A @ w
+    s = 1.0 / R.size if reduction == "mean" else 1.0
+    return s * float(np.sum(R * R)), -2.0 * s * (A.T @ R)
+
+
+def _loss_and_grad_check(N, D, K, dtype, reduction):
+    def run(backend, rng):
+        A, y, w = _mse_data(rng, N, D, K, dtype)
+        loss, g = fastgrad.mse_loss_and_grad(A, y, w, reduction=reduction, backend=backend)
+        rloss, rg = fastgrad.mse_loss_and_grad(A, y, w, reduction=reduction, backend="numpy")
+        return [(loss, rloss), (g, rg)]
+
+    return run
+
+
+register_check(Check("mse_loss_and_grad (100, 3) f64", ("mse_loss_and_grad",),
+                     _loss_and_grad_check(100, 3, 0, np.float64, "mean")))
+register_check(Check("mse_loss_and_grad (5000, 40, K=3) f64 sum", ("mse_loss_and_grad",),
+                     _loss_and_grad_check(5000, 40, 3, np.float64, "sum")))
+register_check(Check("mse_loss_and_grad (3000, 130) f32", ("mse_loss_and_grad",),
+                     _loss_and_grad_check(3000, 130, 0, np.float32, "mean")))
+
+
+def _loss_grad_objective_check(N, D, K, reduction):
+    def run(backend, rng):
+        A, y, w = _mse_data(rng, N, D, K, np.float64)
+        rloss, rg = _numpy_loss_grad(A, y, w, reduction)
+        obj = fastgrad.MSEObjective(A, y, reduction=reduction, backend=backend)
+        oloss, og = obj.loss_and_grad(w)
+        return [
+            (fastgrad.mse_loss(A, y, w, reduction=reduction, backend=backend), rloss),
+            (fastgrad.mse_grad(A, y, w, reduction=reduction, backend=backend), rg),
+            (obj(w), rloss), (obj.loss(w), rloss), (obj.grad(w), rg), (oloss, rloss), (og, rg),
+        ]
+
+    return run
+
+
+register_check(Check("mse_loss, mse_grad, MSEObjective (300, 6) f64", ("mse_loss", "mse_grad", "MSEObjective"),
+                     _loss_grad_objective_check(300, 6, 0, "mean")))
+register_check(Check("mse_loss, mse_grad, MSEObjective (200, 5, K=2) sum",
+                     ("mse_loss", "mse_grad", "MSEObjective"), _loss_grad_objective_check(200, 5, 2, "sum")))
+
+
+def _numpy_gradient_descent(A, y, w0, lr, epochs):
+    """The plain numpy loop ``w <- w - lr g(w)``; losses before the first and after every update."""
+    w = np.array(w0, dtype=np.float64)
+    losses = [_numpy_loss_grad(A, y, w)[0]]
+    for _ in range(epochs):
+        w = w - lr * _numpy_loss_grad(A, y, w)[1]
+        losses.append(_numpy_loss_grad(A, y, w)[0])
+    return w, np.array(losses)
+
+
+def _fit_linear_check(N, D, K, grad, h):
+    def run(backend, rng):
+        A, y, w0 = _mse_data(rng, N, D, K, np.float64)
+        res = fastgrad.fit_linear(A, y, lr=0.05, epochs=40, grad=grad, h=h, w0=w0, backend=backend)
+        w, losses = _numpy_gradient_descent(A, y, w0, 0.05, 40)
+        return [(res.w, w), (res.losses, losses)]
+
+    return run
+
+
+# central differences of a quadratic are exact up to rounding: the same trajectory as the analytic one
+register_check(Check("fit_linear (60, 4) analytic, 40 epochs", ("fit_linear",),
+                     _fit_linear_check(60, 4, 0, "analytic", None)))
+register_check(Check("fit_linear (60, 4, K=2) central h=1e-3, 40 epochs", ("fit_linear",),
+                     _fit_linear_check(60, 4, 2, "central", 1e-3)))

@@ -1,12 +1,14 @@
-"""Benchmark cases of the neural-network gradients (SPEC section 8, ``dense_backward``; issue 5)."""
+"""Benchmark cases and correctness checks of the neural-network gradients: dense_forward,
+dense_backward, mlp2_loss_and_grad."""
 
 from __future__ import annotations
 
 import numpy as np
 
 import fastgrad
+from fastgrad import reference
 
-from . import Case, Contender, register
+from . import Case, Check, Contender, register, register_check
 
 # ---------------------------------------------------------------------------
 # dense_backward vs the numpy expressions it replaces: (dZ @ W.T, X.T @ dZ, dZ.sum(0))
@@ -128,3 +130,63 @@ for N, D, H, C, quick, targets in MLP_SHAPES:
          Contender("numpy", "baseline", _mlp_numpy, blas=True)],
         targets, quick=quick, check=_check_tuple,
     ))
+
+
+# ---------------------------------------------------------------------------
+# Correctness checks (``fastgrad check``, tests/test_registry.py)
+
+
+def _dense_check(N, D, C, dtype):
+    def run(backend, rng):
+        X = rng.standard_normal((N, D)).astype(dtype)
+        W = rng.standard_normal((D, C)).astype(dtype)
+        b = rng.standard_normal(C).astype(dtype)
+        dZ = rng.standard_normal((N, C)).astype(dtype)
+        dX, dW, db = fastgrad.dense_backward(X, W, dZ, backend=backend)
+        _, rdW, rdb = reference.dense_backward(X, W, dZ)
+        if dtype == np.float32:
+            # float32 BLAS products round differently from the float64 oracle; the
+            # fused dW/db pass (C <= FUSED_MAX_C) accumulates in float64: compare those.
+            return [(dW, rdW.astype(np.float32)), (db, rdb.astype(np.float32))]
+        Z = fastgrad.dense_forward(X, W, b, backend=backend)
+        return [(Z, reference.dense_forward(X, W, b)), (dX, dZ @ W.T), (dW, rdW), (db, rdb)]
+
+    return run
+
+
+register_check(Check("dense_forward/backward (300, 7, C=3) f64", ("dense_forward", "dense_backward"),
+                     _dense_check(300, 7, 3, np.float64)))
+register_check(Check("dense_forward/backward (2000, 64, C=40) f64", ("dense_forward", "dense_backward"),
+                     _dense_check(2000, 64, 40, np.float64)))
+register_check(Check("dense_backward dW, db (3000, 50, C=4) f32", ("dense_backward",),
+                     _dense_check(3000, 50, 4, np.float32)))
+
+
+def _mlp_check(N, D, H, C, act, loss, labels):
+    def run(backend, rng):
+        X = rng.standard_normal((N, D))
+        W1 = rng.standard_normal((D, H)) / np.sqrt(D)
+        b1 = rng.standard_normal(H)
+        W2 = rng.standard_normal((H, C)) / np.sqrt(H)
+        b2 = rng.standard_normal(C)
+        if labels:
+            Y = rng.integers(0, C, N)
+        elif loss == "mse":
+            Y = rng.standard_normal((N, C))
+        else:
+            Y = np.eye(C)[rng.integers(0, C, N)]
+        val, grads = fastgrad.mlp2_loss_and_grad(X, Y, W1, b1, W2, b2, activation=act, loss=loss,
+                                                 backend=backend)
+        rval, rgrads = reference.mlp2_loss_grad(X, Y, W1, b1, W2, b2, act, loss, labels)
+        return [(val, rval), *zip(grads, rgrads, strict=True)]
+
+    return run
+
+
+for _label, _args in (
+    ("relu xent labels (500, 8, 16, 5)", (500, 8, 16, 5, "relu", "softmax_cross_entropy", True)),
+    ("sigmoid xent one-hot (300, 6, 9, 4)", (300, 6, 9, 4, "sigmoid", "softmax_cross_entropy", False)),
+    ("tanh mse (2000, 20, 70, 3)", (2000, 20, 70, 3, "tanh", "mse", False)),
+    ("identity mse (50, 4, 3, 2)", (50, 4, 3, 2, "identity", "mse", False)),
+):
+    register_check(Check(f"mlp2 {_label}", ("mlp2_loss_and_grad",), _mlp_check(*_args)))

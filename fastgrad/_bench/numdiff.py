@@ -1,4 +1,5 @@
-"""Benchmark cases of numerical differentiation (SPEC section 8, second and third bullets)."""
+"""Benchmark cases and correctness checks of numerical differentiation: mse_numgrad, numgrad, numjac
+and the scipy drop-ins approx_fprime, check_grad, gradcheck."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from numba import njit
 import fastgrad
 
 from .. import _config
-from . import Case, Contender, register
+from . import Case, Check, Contender, register, register_check
 
 __all__ = ["mse_loss_njit"]
 
@@ -144,5 +145,158 @@ register(Case(
         Contender("fastgrad-numba", "fastgrad", _at_threads(2)),
         Contender("baseline", "baseline", _at_threads(1)),
     ],
-    {"baseline": 1.8}, check=_check(1e-6),
+    {"baseline": 1.8}, check=_check(1e-6), functions=("numgrad",),
 ))
+
+
+# ---------------------------------------------------------------------------
+# Correctness checks (``fastgrad check``, tests/test_registry.py).  The numdiff
+# functions take no backend: on 'numba' they get an @njit f (the compiled loop),
+# on the other backends its Python function (the Python loop).
+
+
+def _user_f(f, backend):
+    return f if backend == "numba" else f.py_func
+
+
+def _mse_numgrad_check(N, D, K, dtype, method):
+    def run(backend, rng):
+        A = rng.standard_normal((N, D)).astype(dtype)
+        w = rng.standard_normal((D, K) if K else D).astype(dtype)
+        y = rng.standard_normal((N, K) if K else N).astype(dtype)
+        g = fastgrad.mse_numgrad(A, y, w, method=method, backend=backend)
+        return [(g, fastgrad.mse_numgrad(A, y, w, method=method, backend="numpy")),
+                (g, fastgrad.mse_grad(A, y, w, backend="numpy"))]
+
+    return run
+
+
+for _label, _args in (("(200, 7) central f64", (200, 7, 0, np.float64, "central")),
+                      ("(3000, 70, K=3) five-point f64", (3000, 70, 3, np.float64, "five-point")),
+                      ("(500, 9) complex f32", (500, 9, 0, np.float32, "complex"))):
+    register_check(Check(f"mse_numgrad {_label}", ("mse_numgrad",), _mse_numgrad_check(*_args)))
+
+
+@njit(**_config.NUMBA_FLAGS)
+def xsinx(x):
+    """``sum x sin x``, gradient ``x cos x + sin x``."""
+    return np.sum(x * np.sin(x))
+
+
+@njit(**_config.NUMBA_FLAGS)
+def xsinx_elementwise(x):
+    """``x sin x`` elementwise: a diagonal Jacobian ``x cos x + sin x``."""
+    return x * np.sin(x)
+
+
+def _dxsinx(x):
+    return x * np.cos(x) + np.sin(x)
+
+
+def _numgrad_check(backend, rng):
+    x = rng.uniform(0.5, 1.5, size=(3, 4))
+    return [(fastgrad.numgrad(_user_f(xsinx, backend), x, method="five-point"), _dxsinx(x))]
+
+
+register_check(Check("numgrad x sin x (3, 4) five-point", ("numgrad",), _numgrad_check))
+
+
+def _numjac_check(backend, rng):
+    x = rng.uniform(0.5, 1.5, size=(3, 4))
+    f = _user_f(xsinx_elementwise, backend)
+    diag = np.diag(_dxsinx(x).ravel())
+    return [(fastgrad.numjac(f, x), diag.reshape(3, 4, 3, 4)),
+            (fastgrad.numjac(f, x, flatten=True), diag)]
+
+
+register_check(Check("numjac x sin x elementwise (3, 4)", ("numjac",), _numjac_check))
+
+
+# approx_fprime and check_grad against scipy.optimize's (their drop-in originals, same steps and
+# arithmetic).  The test function is plain arithmetic in a loop, without fastmath, so its compiled
+# and Python versions agree bitwise and the forward differences can be compared to rounding.
+
+
+@njit(**_config.NUMBA_EXACT_FLAGS)  # no fastmath: bitwise equal to the Python function
+def cubic(x, c):
+    """``sum_i c (i + 1) x_i^2 + x_i^3 / 3``."""
+    s = 0.0
+    for i in range(x.size):
+        xi = x[i]
+        s += c * (i + 1.0) * xi * xi + xi * xi * xi / 3.0
+    return s
+
+
+def _dcubic(x, c):
+    return 2.0 * c * (np.arange(x.size) + 1.0) * x + x * x
+
+
+@njit(**_config.NUMBA_EXACT_FLAGS)  # no fastmath: bitwise equal to the Python function
+def cubes(x, c):
+    """``c x_i^3`` elementwise (a 1-D f: approx_fprime returns its Jacobian)."""
+    out = np.empty(x.size)
+    for i in range(x.size):
+        out[i] = c * x[i] * x[i] * x[i]
+    return out
+
+
+def _approx_fprime_check(backend, rng):
+    from scipy import optimize
+
+    x = rng.uniform(-2.0, 2.0, 6)
+    f, F = _user_f(cubic, backend), _user_f(cubes, backend)
+    steps = np.geomspace(1e-8, 1e-6, 6)
+    return [
+        (fastgrad.approx_fprime(x, f, 1.4901161193847656e-08, 0.5),
+         optimize.approx_fprime(x, cubic.py_func, 1.4901161193847656e-08, 0.5)),
+        (fastgrad.approx_fprime(x, f, steps, 2.0), optimize.approx_fprime(x, cubic.py_func, steps, 2.0)),
+        (fastgrad.approx_fprime(x, F, 1e-7, 1.5), optimize.approx_fprime(x, cubes.py_func, 1e-7, 1.5)),
+    ]
+
+
+register_check(Check("approx_fprime cubic (6,), vs scipy", ("approx_fprime",), _approx_fprime_check))
+
+
+def _check_grad_check(backend, rng):
+    from scipy import optimize
+
+    x = rng.uniform(-2.0, 2.0, 6)
+    f = _user_f(cubic, backend)
+    off = np.zeros(6)
+    off[[1, 4]] = 3.0, 4.0
+
+    def wrong(x, c):
+        return _dcubic(x, c) + off
+
+    return [
+        (fastgrad.check_grad(f, _dcubic, x, 0.5), optimize.check_grad(cubic.py_func, _dcubic, x, 0.5)),
+        (fastgrad.check_grad(f, wrong, x, 0.5), optimize.check_grad(cubic.py_func, wrong, x, 0.5)),
+        (fastgrad.check_grad(f, wrong, x, 0.5), 5.0),  # |off| = 5, the forward differences good to ~1e-7
+    ]
+
+
+register_check(Check("check_grad cubic (6,), vs scipy", ("check_grad",), _check_grad_check))
+
+
+def _gradcheck_check(backend, rng):
+    x = rng.uniform(0.5, 1.5, size=(3, 4))
+    f = _user_f(xsinx, backend)
+    good = fastgrad.gradcheck(f, _dxsinx, x)
+    off = np.zeros((3, 4))
+    off[1, 2] = 1e-3
+
+    def wrong(x):
+        return _dxsinx(x) + off
+
+    bad = fastgrad.gradcheck(f, wrong, x, raise_exception=False)
+    try:
+        fastgrad.gradcheck(f, wrong, x)
+        raised = False
+    except fastgrad.GradientMismatchError:
+        raised = True
+    return [(good.analytic, _dxsinx(x)), (good.numeric, _dxsinx(x)), (good.ok, True),
+            (bad.ok, False), (bad.worst_index, (1, 2)), (bad.numeric, _dxsinx(x)), (raised, True)]
+
+
+register_check(Check("gradcheck x sin x (3, 4), right and wrong gradient",
+                     ("gradcheck", "GradcheckResult", "GradientMismatchError"), _gradcheck_check))

@@ -85,14 +85,26 @@ def run(cases: Sequence[Case], rounds: int, target_s: float) -> list[dict]:
 
 
 def machine() -> dict:
+    import os
+
     import numba
     import numpy as np
 
     from .. import __version__, _config
+    from ..cli import _cpu_name
 
     return {"fastgrad": __version__, "numpy": np.__version__, "numba": numba.__version__,
             "python": platform.python_version(), "threads": _config.get_num_threads(),
-            "machine": platform.machine(), "backends": _config.available_backends()}
+            "machine": platform.machine(), "cpu": _cpu_name(), "cores": os.cpu_count(),
+            "backends": _config.available_backends()}
+
+
+def machine_line(info: dict) -> str:
+    """One line naming the machine and the versions, for the plot."""
+    cpu = info.get("cpu") or info.get("machine") or "unknown CPU"
+    parts = [f"{cpu} ({info.get('cores', '?')} cores, {info.get('threads', '?')} threads used)"]
+    parts += [f"{k} {info[k]}" for k in ("fastgrad", "numpy", "numba", "python") if info.get(k)]
+    return " · ".join(parts)
 
 
 def write_json(path: str, groups: list[dict], rows: list[Row], quick: bool) -> None:
@@ -104,8 +116,12 @@ def write_json(path: str, groups: list[dict], rows: list[Row], quick: bool) -> N
         json.dump(doc, fh, indent=1)
 
 
-def plot(path: str, rows: list[Row]) -> None:
-    """Bar chart of the speed-ups (and floor ratios) to ``path`` (needs matplotlib)."""
+def figure(rows: list[Row], info: dict | None = None):
+    """The bar chart of the speed-ups (floor ratios if no baseline row) as a matplotlib Figure.
+
+    Titled, with a line naming the machine and versions; the figure is sized from the longest
+    label and laid out tight, so no label is clipped.
+    """
     try:
         import matplotlib
 
@@ -113,22 +129,48 @@ def plot(path: str, rows: list[Row]) -> None:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise ImportError("--plot needs matplotlib: pip install 'fastgrad[plot]'") from exc
-    shown = [r for r in rows if r.role == "baseline" and r.contender == "fastgrad-numba"] or rows
-    fig, ax = plt.subplots(figsize=(11, 0.35 * len(shown) + 1.5))
+    info = machine() if info is None else info
+    baseline = [r for r in rows if r.role == "baseline"]
+    shown = [r for r in baseline if r.contender == "fastgrad-numba"] or baseline or rows
+    speedups = bool(baseline)
+    who = ", ".join(sorted({r.contender for r in shown}))
     labels = [f"{r.kernel} {r.label} vs {r.versus}" for r in shown]
-    ax.barh(range(len(shown)), [r.ratio for r in shown], color="tab:blue")
+    fontsize = 7
+    # about 0.6 em per character: the labels' width in inches, plus a plot area of 6.5 inches
+    label_in = 0.6 * fontsize / 72 * max((len(s) for s in labels), default=10)
+    fig, ax = plt.subplots(figsize=(max(8.0, label_in + 6.5), 0.3 * len(shown) + 2.0))
+    # red: slower than the contender, or a missed target
+    colors = ["tab:red" if (r.role == "baseline" and r.ratio < 1) or r.ok is False else "tab:blue" for r in shown]
+    # bars grow from 1 (as fast as the contender): right = faster, left = slower
+    ax.barh(range(len(shown)), [r.ratio - 1.0 for r in shown], left=1.0, color=colors)
     ax.axvline(1.0, color="k", lw=0.8)
-    ax.set_yticks(range(len(shown)), labels, fontsize=7)
+    ax.set_yticks(range(len(shown)), labels, fontsize=fontsize)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlabel("speed-up of fastgrad (Numba) over the contender (×, log scale)")
+    if speedups:
+        ax.set_xlabel("speed-up of fastgrad over the contender (×, log scale; right of 1 = faster)")
+        title = f"fastgrad bench: speed-up of {who} over numpy/scipy"
+    else:
+        ax.set_xlabel("fastgrad time / floor time (×, log scale; 1 = at the floor)")
+        title = f"fastgrad bench: time of {who} relative to the bandwidth floors"
+    fig.suptitle(title, fontsize=11, fontweight="bold")
+    ax.set_title(machine_line(info), fontsize=7, color="0.3")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    return fig
+
+
+def plot(path: str, rows: list[Row], info: dict | None = None) -> None:
+    """Write :func:`figure` of ``rows`` to ``path`` (PNG or whatever the suffix says; needs matplotlib)."""
+    fig = figure(rows, info)  # raises the helpful ImportError without matplotlib
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
 def main(quick: bool = False, kernel: str | None = None, json_path: str | None = None,
-         plot_path: str | None = None, rounds: int | None = None) -> int:
+         plot_path: str | None = None, rounds: int | None = None, markdown: bool = False) -> int:
+    """Time, print the ratio table (aligned plain text, or Markdown with ``markdown``), write files."""
     cases = all_cases(kernel=kernel, quick=quick)
     if not cases:
         known = sorted({c.kernel for c in all_cases()})
@@ -137,7 +179,7 @@ def main(quick: bool = False, kernel: str | None = None, json_path: str | None =
     rounds = rounds or (5 if quick else 15)
     groups = run(cases, rounds=rounds, target_s=0.01 if quick else 0.05)
     rows = rows_from_medians(groups)
-    print(format_table(rows))
+    print(format_table(rows, markdown=markdown))
     missed = [r for r in rows if r.ok is False]
     print(f"\n{len(rows)} comparisons, {len(missed)} below target "
           f"({'quick' if quick else 'full'} run, {rounds} interleaved rounds, medians)")

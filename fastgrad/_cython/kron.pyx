@@ -1,5 +1,7 @@
 # cython: language_level=3
-r"""Cython kernels for Kronecker products and the vec-Jacobians built from them (seeds 001, 003).
+r"""Cython kernels for Kronecker products and the vec-Jacobians built from them.
+
+The math is in docs/derivations.md, "Kronecker and vec Jacobians".
 
 Kronecker product of A (mA, nA) and B (mB, nB), an (mA mB, nA nB) matrix::
 
@@ -7,9 +9,17 @@ Kronecker product of A (mA, nA) and B (mB, nB), an (mA mB, nA nB) matrix::
 
 Every output element is written exactly once, output row by output row; output
 rows are spread over OpenMP threads (no reduction: bitwise identical for every
-thread count).  ``xᵀ ⊗ I_n`` / ``I_n ⊗ xᵀ`` (seed 001) have their own kernel that
-never builds the identity; ``csr_fill`` builds the CSR arrays of the product of
-two CSR factors directly.  Same algorithms as fastgrad/_numba/kron.py.
+thread count).  ``xᵀ ⊗ I_n`` / ``I_n ⊗ xᵀ`` (∂(W x)/∂vec(W)) have their own kernel that
+never builds the identity; ``kron_csr_indptr`` / ``kron_csr_fill`` build the CSR
+arrays of the product of two CSR factors directly.  Same algorithms as
+fastgrad/_numba/kron.py.
+
+The backend protocol (``fastgrad._config.kernels('kron', 'cython')``, the same
+names and arguments in every backend): ``kron(A, B, out, n_threads)``,
+``jacobian_wx(x, order_c, out, n_threads)`` and
+``kron_csr(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data, n_threads)``;
+``n_threads <= 1`` never enters an OpenMP region.  The low-level ``nogil``
+kernels are declared in kron.pxd.
 """
 
 from cython.parallel cimport prange
@@ -79,8 +89,34 @@ def _strides(out):
     return out.strides[0] // isz, out.strides[1] // isz
 
 
-def kron(const floating[:, ::1] A, const floating[:, ::1] B, out, int n_threads):
-    """Python entry: write ``A ⊗ B`` into ``out`` (2-D, writeable, the operands' dtype, any strides)."""
+def _aligned(out):
+    """Whether ``out``'s strides are whole elements (the kernels address it by element strides)."""
+    isz = out.itemsize
+    return out.strides[0] % isz == 0 and out.strides[1] % isz == 0
+
+
+def kron(A, B, out, int n_threads):
+    """Protocol: write ``A ⊗ B`` into ``out`` (2-D, writeable, the operands' dtype, any strides)."""
+    if _aligned(out):
+        _kron(A, B, out, n_threads)
+    else:  # pragma: no cover - unaligned views: fill an aligned buffer, then copy
+        tmp = np.empty(out.shape, out.dtype)
+        _kron(A, B, tmp, n_threads)
+        out[...] = tmp
+
+
+def jacobian_wx(x, bint order_c, out, int n_threads):
+    """Protocol: ``xᵀ ⊗ I_n`` (order_c False) or ``I_n ⊗ xᵀ`` into ``out`` (n, n m), any strides."""
+    if _aligned(out):
+        _jacobian_wx(x, order_c, out, n_threads)
+    else:  # pragma: no cover - unaligned views
+        tmp = np.empty(out.shape, out.dtype)
+        _jacobian_wx(x, order_c, tmp, n_threads)
+        out[...] = tmp
+
+
+def _kron(const floating[:, ::1] A, const floating[:, ::1] B, out, int n_threads):
+    """``A ⊗ B`` into ``out`` (2-D, writeable, the operands' dtype, strides whole elements)."""
     cdef floating[:, :] o = out
     cdef Py_ssize_t ors, ocs
     ors, ocs = _strides(out)
@@ -91,8 +127,8 @@ def kron(const floating[:, ::1] A, const floating[:, ::1] B, out, int n_threads)
     return out
 
 
-def jacobian_wx(const floating[::1] x, bint order_c, out, int n_threads):
-    """Python entry: ``xᵀ ⊗ I_n`` (order_c False) or ``I_n ⊗ xᵀ`` into ``out`` (n, n m)."""
+def _jacobian_wx(const floating[::1] x, bint order_c, out, int n_threads):
+    """``xᵀ ⊗ I_n`` (order_c False) or ``I_n ⊗ xᵀ`` into ``out`` (n, n m, strides whole elements)."""
     cdef floating[:, :] o = out
     cdef Py_ssize_t n = o.shape[0], i, ors, ocs
     ors, ocs = _strides(out)
@@ -125,14 +161,33 @@ cdef void _csr_row(const index_t[::1] Pp, const index_t[::1] Pi, const floating[
             t = t + 1
 
 
-def csr_fill(const index_t[::1] Pp, const index_t[::1] Pi, const floating[::1] Pd,
-             const index_t[::1] Qp, const index_t[::1] Qi, const floating[::1] Qd,
-             Py_ssize_t nQ, const index_t[::1] indptr, index_t[::1] indices,
-             floating[::1] data, int n_threads):
+def kron_csr_indptr(const index_t[::1] Pp, const index_t[::1] Qp, index_t[::1] indptr):
+    r"""Row pointer of ``P ⊗ Q`` from the factors' row pointers: row ``i mQ + k`` holds nnz(P_i) nnz(Q_k)."""
+    cdef Py_ssize_t mP = Pp.shape[0] - 1, mQ = Qp.shape[0] - 1, i, k, r = 0, cp
+    with nogil:
+        indptr[0] = 0
+        for i in range(mP):
+            cp = Pp[i + 1] - Pp[i]
+            for k in range(mQ):
+                indptr[r + 1] = <index_t>(indptr[r] + cp * (Qp[k + 1] - Qp[k]))
+                r = r + 1
+
+
+def kron_csr(Pp, Pi, Pd, Qp, Qi, Qd, Py_ssize_t nQ, indptr, indices, data, int n_threads):
+    """Protocol: the CSR arrays of ``P ⊗ Q`` (row pointer, then column indices and values)."""
+    kron_csr_indptr(Pp, Qp, indptr)
+    kron_csr_fill(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data, n_threads)
+
+
+def kron_csr_fill(const index_t[::1] Pp, const index_t[::1] Pi, const floating[::1] Pd,
+                  const index_t[::1] Qp, const index_t[::1] Qi, const floating[::1] Qd,
+                  Py_ssize_t nQ, const index_t[::1] indptr, index_t[::1] indices,
+                  floating[::1] data, int n_threads):
     r"""CSR column indices and values of ``P ⊗ Q`` (factors in CSR, sorted indices).
 
     Row ``i mQ + k``: columns ``j nQ + l``, values ``p_ij q_kl`` over the stored
-    (j, l), sorted within the row.  ``indptr`` must already hold the row pointer.
+    (j, l), sorted within the row.  ``indptr`` must already hold the row pointer
+    (:func:`kron_csr_indptr`).
     """
     cdef Py_ssize_t M = indptr.shape[0] - 1, r
     with nogil:

@@ -6,15 +6,24 @@ With A (N, D), Y (N, K), W (D, K) and ``r_ik = y_ik - sum_l a_il w_lk``::
     loss = scale * sum_ik r_ik**2
     g_jk = -2 * scale * sum_i a_ij r_ik        (seed 000: dW = -(2/N) A^T (Y - A W))
 
-One fused pass over the rows; rows split into a fixed partition of blocks (given
-by the caller, a function of N only), each block's partial written to its own
-slot, the slots combined in block order: bitwise identical for every thread
-count.  Same algorithm as fastgrad/_numba/mse.py.
+One fused pass over A, read in place whatever its strides; rows split into a
+fixed partition of blocks (given by the caller, a function of N only), each
+block's partial written to its own slot, the slots combined in block order:
+bitwise identical for every thread count.  Within a block, by A's strides
+(``loss_grad`` reads them): contiguous rows (C order, or rows at any stride) go
+row by row, four at a time (``block_rows``); contiguous columns (Fortran order,
+``df.to_numpy()``, ``A.T`` of a C array) go in tiles of T rows, residuals then
+gradient column by column, the tile staying in L2 between the two passes
+(``block_tiles``); any other strides one row at a time (``block_strided``).
+Same algorithms as fastgrad/_numba/mse.py.
 """
 
 from cython.parallel cimport prange
+from libc.stdlib cimport free, malloc
 
 import numpy as np
+
+from fastgrad._config import row_blocks
 
 cdef enum:
     # rows processed together: w_k and g_k are read once per group of GROUP rows
@@ -25,6 +34,11 @@ cdef enum:
     # requested from memory (the hardware prefetcher alone runs too short)
     PREFETCH_BYTES = 8192
     CACHE_LINE = 64
+    # column tiles: T rows with T x D elements of A (and T x K residuals) about
+    # TILE_BYTES, so that the tile is still in L2 for the gradient pass; T a
+    # multiple of TILE_ALIGN (as fastgrad/_numba/mse.py)
+    TILE_BYTES = 131072
+    TILE_ALIGN = 8
 
 
 cdef extern from *:
@@ -45,12 +59,38 @@ cdef inline void prefetch_rows(const char* first, const char* last) noexcept nog
         first = first + CACHE_LINE
 
 
+cdef inline void prefetch_row_run(const floating_a* A, Py_ssize_t lda, Py_ssize_t D,
+                                  Py_ssize_t i, Py_ssize_t rows) noexcept nogil:
+    """Hint the CPU to load rows ``i .. i + rows - 1`` (row stride ``lda`` elements, D used)."""
+    cdef const floating_a* p
+    cdef Py_ssize_t q
+    if lda == D:  # contiguous rows: one run
+        p = A + i * D
+        prefetch_rows(<const char*>p, <const char*>(p + rows * D))
+    else:
+        for q in range(rows):
+            p = A + (i + q) * lda
+            prefetch_rows(<const char*>p, <const char*>(p + D))
+
+
 cdef double mse_block(const floating_a* A, const floating_y* Y, const double* WT,
                       Py_ssize_t D, Py_ssize_t K, Py_ssize_t start, Py_ssize_t stop,
                       double* G) noexcept nogil:
     """``G[k, j] += sum_i a_ij r_ik`` over rows start <= i < stop; return ``sum_ik r_ik**2``.
 
     ``r_ik = y_ik - sum_j a_ij w_jk``; sums over j run in float64 whatever A's type.
+    A is C-contiguous (N, D) here; ``block_rows`` takes any row stride.
+    """
+    return block_rows(A, D, Y, WT, D, K, start, stop, G)
+
+
+cdef double block_rows(const floating_a* A, Py_ssize_t lda, const floating_y* Y, const double* WT,
+                       Py_ssize_t D, Py_ssize_t K, Py_ssize_t start, Py_ssize_t stop,
+                       double* G) noexcept nogil:
+    """``mse_block`` for rows that are contiguous, row i at ``A + i * lda`` (lda may be negative).
+
+    Rows in groups of four (w_k and g_k read once per group), the last few one
+    at a time, with software prefetch ``ahead`` rows on.
     """
     cdef Py_ssize_t i = start, j, k
     cdef Py_ssize_t ahead = GROUP + PREFETCH_BYTES // max(D * <Py_ssize_t>sizeof(floating_a), 1)
@@ -59,7 +99,6 @@ cdef double mse_block(const floating_a* A, const floating_y* Y, const double* WT
     cdef const floating_a* a1
     cdef const floating_a* a2
     cdef const floating_a* a3
-    cdef const floating_a* p
     cdef const double* w_k
     cdef double* g_k
     if K == 1:
@@ -70,12 +109,11 @@ cdef double mse_block(const floating_a* A, const floating_y* Y, const double* WT
             # the prefetch of the group `ahead` rows on goes in two halves: before
             # the dot products and before the gradient update
             if i + ahead + GROUP <= stop:
-                p = A + (i + ahead) * D
-                prefetch_rows(<const char*>p, <const char*>(p + HALF * D))
-            a0 = A + i * D
-            a1 = a0 + D
-            a2 = a1 + D
-            a3 = a2 + D
+                prefetch_row_run(A, lda, D, i + ahead, HALF)
+            a0 = A + i * lda
+            a1 = a0 + lda
+            a2 = a1 + lda
+            a3 = a2 + lda
             s0 = 0.0
             s1 = 0.0
             s2 = 0.0
@@ -91,8 +129,7 @@ cdef double mse_block(const floating_a* A, const floating_y* Y, const double* WT
             r3 = Y[i + 3] - s3
             sq = sq + ((r0 * r0 + r1 * r1) + (r2 * r2 + r3 * r3))
             if i + ahead + GROUP <= stop:
-                p = A + (i + ahead + HALF) * D
-                prefetch_rows(<const char*>p, <const char*>(p + HALF * D))
+                prefetch_row_run(A, lda, D, i + ahead + HALF, HALF)
             for j in range(D):
                 g_k[j] = g_k[j] + ((a0[j] * r0 + a1[j] * r1) + (a2[j] * r2 + a3[j] * r3))
             i = i + GROUP
@@ -100,12 +137,11 @@ cdef double mse_block(const floating_a* A, const floating_y* Y, const double* WT
         # GROUP rows at a time: w_k and g_k are read once per group
         while i + GROUP <= stop:
             if i + ahead + GROUP <= stop:
-                p = A + (i + ahead) * D
-                prefetch_rows(<const char*>p, <const char*>(p + GROUP * D))
-            a0 = A + i * D
-            a1 = a0 + D
-            a2 = a1 + D
-            a3 = a2 + D
+                prefetch_row_run(A, lda, D, i + ahead, GROUP)
+            a0 = A + i * lda
+            a1 = a0 + lda
+            a2 = a1 + lda
+            a3 = a2 + lda
             for k in range(K):
                 w_k = WT + k * D
                 g_k = G + k * D
@@ -128,7 +164,7 @@ cdef double mse_block(const floating_a* A, const floating_y* Y, const double* WT
             i = i + GROUP
     # the last stop - i < GROUP rows one at a time
     while i < stop:
-        a0 = A + i * D
+        a0 = A + i * lda
         for k in range(K):
             w_k = WT + k * D
             g_k = G + k * D
@@ -143,6 +179,163 @@ cdef double mse_block(const floating_a* A, const floating_y* Y, const double* WT
     return sq
 
 
+cdef inline Py_ssize_t tile_rows(Py_ssize_t D, Py_ssize_t K, Py_ssize_t itemsize) noexcept nogil:
+    """Rows per column tile: T x D elements of A and T x K residuals fill about TILE_BYTES.
+
+    A function of (D, K, dtype) only: the tiles, like the blocks, never depend
+    on the thread count.
+    """
+    cdef Py_ssize_t t = TILE_BYTES // max(D * itemsize + 8 * K, 1)
+    return max(<Py_ssize_t>TILE_ALIGN, t // TILE_ALIGN * TILE_ALIGN)
+
+
+cdef double block_tiles(const floating_a* A, Py_ssize_t ldc, Py_ssize_t N,
+                        const floating_y* Y, const double* WT,
+                        Py_ssize_t D, Py_ssize_t K, Py_ssize_t start, Py_ssize_t stop,
+                        double* G) noexcept nogil:
+    """``mse_block`` for columns that are contiguous, column j at ``A + j * ldc``.
+
+    Tiles of T rows in row order.  Per tile: the residuals ``R[k, :]`` formed
+    four columns at a time down the tile (A read from memory), then the
+    gradient four columns at a time over the same tile (A in cache) while the
+    same columns of the next tile (of this block or, at its end, of the next
+    one; N rows in all) are prefetched.
+    """
+    cdef Py_ssize_t T = tile_rows(D, K, <Py_ssize_t>sizeof(floating_a))
+    cdef Py_ssize_t i0, n, ahead, t, j, k
+    cdef double sq = 0.0, w0, w1, w2, w3, s0, s1, s2, s3
+    cdef const floating_a* c0
+    cdef const floating_a* c1
+    cdef const floating_a* c2
+    cdef const floating_a* c3
+    cdef double* r
+    cdef double* R = <double*>malloc((T * K + 1) * sizeof(double))
+    if R == NULL:  # no memory for the residuals of a tile: the same sums, one row at a time
+        return block_strided(A, 1, ldc, Y, WT, D, K, start, stop, G)
+    i0 = start
+    while i0 < stop:
+        n = min(T, stop - i0)
+        ahead = min(T, N - (i0 + n))
+        for k in range(K):
+            r = R + k * T
+            for t in range(n):
+                r[t] = Y[(i0 + t) * K + k]
+        j = 0
+        while j + 4 <= D:
+            c0 = A + j * ldc + i0
+            c1 = c0 + ldc
+            c2 = c1 + ldc
+            c3 = c2 + ldc
+            for k in range(K):
+                r = R + k * T
+                w0 = WT[k * D + j]
+                w1 = WT[k * D + j + 1]
+                w2 = WT[k * D + j + 2]
+                w3 = WT[k * D + j + 3]
+                for t in range(n):
+                    r[t] = r[t] - ((c0[t] * w0 + c1[t] * w1) + (c2[t] * w2 + c3[t] * w3))
+            j = j + 4
+        while j < D:
+            c0 = A + j * ldc + i0
+            for k in range(K):
+                r = R + k * T
+                w0 = WT[k * D + j]
+                for t in range(n):
+                    r[t] = r[t] - c0[t] * w0
+            j = j + 1
+        for k in range(K):
+            r = R + k * T
+            for t in range(n):
+                sq = sq + r[t] * r[t]
+        j = 0
+        while j + 4 <= D:
+            c0 = A + j * ldc + i0
+            c1 = c0 + ldc
+            c2 = c1 + ldc
+            c3 = c2 + ldc
+            prefetch_rows(<const char*>(c0 + n), <const char*>(c0 + n + ahead))
+            prefetch_rows(<const char*>(c1 + n), <const char*>(c1 + n + ahead))
+            prefetch_rows(<const char*>(c2 + n), <const char*>(c2 + n + ahead))
+            prefetch_rows(<const char*>(c3 + n), <const char*>(c3 + n + ahead))
+            for k in range(K):
+                r = R + k * T
+                s0 = 0.0
+                s1 = 0.0
+                s2 = 0.0
+                s3 = 0.0
+                for t in range(n):
+                    s0 = s0 + c0[t] * r[t]
+                    s1 = s1 + c1[t] * r[t]
+                    s2 = s2 + c2[t] * r[t]
+                    s3 = s3 + c3[t] * r[t]
+                G[k * D + j] += s0
+                G[k * D + j + 1] += s1
+                G[k * D + j + 2] += s2
+                G[k * D + j + 3] += s3
+            j = j + 4
+        while j < D:
+            c0 = A + j * ldc + i0
+            prefetch_rows(<const char*>(c0 + n), <const char*>(c0 + n + ahead))
+            for k in range(K):
+                r = R + k * T
+                s0 = 0.0
+                for t in range(n):
+                    s0 = s0 + c0[t] * r[t]
+                G[k * D + j] += s0
+            j = j + 1
+        i0 = i0 + n
+    free(R)
+    return sq
+
+
+cdef double block_strided(const floating_a* A, Py_ssize_t sr, Py_ssize_t sc,
+                          const floating_y* Y, const double* WT,
+                          Py_ssize_t D, Py_ssize_t K, Py_ssize_t start, Py_ssize_t stop,
+                          double* G) noexcept nogil:
+    """``mse_block`` for any strides (in elements): ``a_ij = A[i * sr + j * sc]``, one row at a time."""
+    cdef Py_ssize_t i, j, k
+    cdef double sq = 0.0, s, r_ik
+    cdef const floating_a* a
+    cdef const double* w_k
+    cdef double* g_k
+    for i in range(start, stop):
+        a = A + i * sr
+        for k in range(K):
+            w_k = WT + k * D
+            g_k = G + k * D
+            s = 0.0
+            for j in range(D):
+                s = s + a[j * sc] * w_k[j]
+            r_ik = Y[i * K + k] - s
+            sq = sq + r_ik * r_ik
+            for j in range(D):
+                g_k[j] = g_k[j] + a[j * sc] * r_ik
+    return sq
+
+
+cdef void partials_strided(const floating_a* A, Py_ssize_t sr, Py_ssize_t sc, Py_ssize_t N, Py_ssize_t D,
+                           const floating_y* Y, Py_ssize_t K, const double* WT, Py_ssize_t rows,
+                           double* G, double* SQ, Py_ssize_t nb, int n_threads) noexcept nogil:
+    """``mse_partials`` for A of any strides ``(sr, sc)`` in elements, the block function by layout.
+
+    Contiguous rows (sc == 1; C order when sr == D): ``block_rows``, exactly
+    ``mse_block`` for C order; contiguous columns (sr == 1): ``block_tiles``;
+    else ``block_strided``.  G is (nb, K, D) C-contiguous, SQ (nb,).
+    """
+    cdef Py_ssize_t b, start, stop
+    for b in prange(nb, schedule='static', num_threads=n_threads, use_threads_if=n_threads > 1):
+        start = b * rows
+        stop = start + rows
+        if stop > N:
+            stop = N
+        if sc == 1:
+            SQ[b] = block_rows(A, sr, Y, WT, D, K, start, stop, G + b * K * D)
+        elif sr == 1:
+            SQ[b] = block_tiles(A, sc, N, Y, WT, D, K, start, stop, G + b * K * D)
+        else:
+            SQ[b] = block_strided(A, sr, sc, Y, WT, D, K, start, stop, G + b * K * D)
+
+
 cdef void mse_partials(const floating_a[:, ::1] A, const floating_y[:, ::1] Y,
                        const double[:, ::1] WT, Py_ssize_t rows,
                        double[:, :, ::1] G, double[::1] SQ, int n_threads) noexcept nogil:
@@ -151,7 +344,7 @@ cdef void mse_partials(const floating_a[:, ::1] A, const floating_y[:, ::1] Y,
     cdef Py_ssize_t nb = G.shape[0], b, start, stop
     if N == 0:
         return
-    for b in prange(nb, schedule='static', num_threads=n_threads):
+    for b in prange(nb, schedule='static', num_threads=n_threads, use_threads_if=n_threads > 1):
         start = b * rows
         stop = start + rows
         if stop > N:
@@ -175,25 +368,41 @@ cdef double mse_combine(const double[:, :, ::1] G, const double[::1] SQ, double 
     return scale * sq
 
 
-def loss_grad(const floating_a[:, ::1] A, const floating_y[:, ::1] Y, const double[:, ::1] WT,
-              double scale, Py_ssize_t rows, int n_threads):
-    """Python entry: ``(loss, grad)`` with grad a new float64 (D, K) array.
+def loss_grad(const floating_a[:, :] A, const floating_y[:, ::1] Y, const double[:, ::1] WT,
+              double scale, double[:, ::1] out, int n_threads):
+    """Protocol: fused loss and gradient into ``out`` (D, K) float64 on ``n_threads`` threads.
 
-    ``rows`` is the number of rows per block of the fixed partition.
+    Returns the loss.  A of any strides (C or Fortran order, sliced, negative
+    strides; aligned), read in place; the block function follows its strides
+    (see ``partials_strided``).  The rows are split by
+    ``fastgrad._config.row_blocks(N)``.
     """
     cdef Py_ssize_t N = A.shape[0], D = A.shape[1], K = Y.shape[1]
+    cdef Py_ssize_t rows = row_blocks(N)
     cdef Py_ssize_t nb = (N + rows - 1) // rows
+    cdef Py_ssize_t itemsize = <Py_ssize_t>sizeof(floating_a)
+    cdef Py_ssize_t sr = A.strides[0] // itemsize, sc = A.strides[1] // itemsize
     G_arr = np.zeros((nb, K, D))
     SQ_arr = np.zeros(nb)
-    out_arr = np.empty((D, K))
     cdef double[:, :, ::1] G = G_arr
     cdef double[::1] SQ = SQ_arr
-    cdef double[:, ::1] out = out_arr
     cdef double loss
+    if A.strides[0] % itemsize or A.strides[1] % itemsize:
+        raise ValueError("A's strides are not whole elements (an unaligned array): pass np.array(A)")
     with nogil:
-        mse_partials(A, Y, WT, rows, G, SQ, n_threads)
+        if N > 0:
+            partials_strided(&A[0, 0], sr, sc, N, D, &Y[0, 0], K, &WT[0, 0], rows,
+                             &G[0, 0, 0], &SQ[0], nb, n_threads)
         loss = mse_combine(G, SQ, scale, out)
-    return loss, out_arr
+    return loss
+
+
+def loss_grad_vec(A, y, w):
+    """Protocol: ``(loss, g)`` for one output, y (N,), w (D,) float64, mean reduction, serial."""
+    N, D = A.shape
+    out = np.empty((D, 1))
+    loss = loss_grad(A, y.reshape((N, 1)), w.reshape((1, D)), 1.0 / N, out, 1)
+    return loss, out.reshape(D)
 
 
 def has_openmp():

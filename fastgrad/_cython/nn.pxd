@@ -1,7 +1,9 @@
 # Low-level Cython API of the neural-network kernels: ``cimport fastgrad._cython.nn``.
 # Preconditions (the caller's duty): validated C-contiguous inputs of one dtype,
-# labels in [0, C), rows >= 1; see fastgrad/_numba/nn.py for the formulas and shapes.
-# Activation codes: 0 identity, 1 sigmoid, 2 tanh, 3 relu.  Loss kinds: 0 mse, 1 xent.
+# labels in [0, C), 0 <= start <= stop <= N; see fastgrad/_numba/nn.py for the
+# formulas and shapes.  Activation codes: 0 identity, 1 sigmoid, 2 tanh, 3 relu;
+# loss kinds: 0 mse, 1 xent (fastgrad._config.ACTIVATION_CODES / LOSS_CODES; the
+# module's ACTIVATION_CODES / LOSS_CODES dicts, tested equal).
 
 from cython cimport floating
 

@@ -56,7 +56,7 @@ cdef void mse_residual(const nd_floating_a[:, ::1] A, const nd_floating_y[:, ::1
     """``R[i, k] = y_ik - sum_l a_il w_lk`` (float64), rows spread over the threads."""
     cdef Py_ssize_t N = A.shape[0], D = A.shape[1], K = Y.shape[1], i, k, l
     cdef double s
-    for i in prange(N, schedule='static', num_threads=n_threads):
+    for i in prange(N, schedule='static', num_threads=n_threads, use_threads_if=n_threads > 1):
         for k in range(K):
             s = 0.0
             for l in range(D):
@@ -248,28 +248,30 @@ cdef void mse_numgrad_combine(const double[:, ::1] R, const double[:, :, ::1] T,
             out[j, k] = g
 
 
-def mse_numgrad(const nd_floating_a[:, ::1] A, const nd_floating_y[:, ::1] Y,
-                const double[:, ::1] WT, const double[:, ::1] HH, int method, double scale,
-                int n_threads):
-    """Python entry: the numerical MSE gradient as a new float64 (D, K) array.
+def mse_numgrad_into(const nd_floating_a[:, ::1] A, const nd_floating_y[:, ::1] Y,
+                     const double[:, ::1] WT, const double[:, ::1] HH, int method, double scale,
+                     double[:, ::1] out, int n_threads):
+    """Protocol: the numerical MSE gradient into ``out`` (D, K) float64 on ``n_threads`` threads.
 
     ``HH`` (K, D) are the representable steps; ``method`` 0..4 = forward,
-    backward, central, five-point, complex.
+    backward, central, five-point, complex (``fastgrad._config.METHOD_CODES``).
     """
     cdef Py_ssize_t N = A.shape[0], D = A.shape[1], K = Y.shape[1], b, n_bands
     cdef double offs[4]
     cdef int M = stencil(method, offs)
     R_arr = np.empty((N, K))
     T_arr = np.zeros((M, K, D))
-    out_arr = np.empty((D, K))
     cdef double[:, ::1] R = R_arr
     cdef double[:, :, ::1] T = T_arr
-    cdef double[:, ::1] out = out_arr
     n_bands = (D + COL_CHUNK - 1) // COL_CHUNK
     with nogil:
         mse_residual(A, Y, WT, R, n_threads)
-        for b in prange(n_bands, schedule='static', num_threads=n_threads):
+        for b in prange(n_bands, schedule='static', num_threads=n_threads, use_threads_if=n_threads > 1):
             column_band(A, R, HH, offs, M, method == COMPLEX, b * COL_CHUNK,
                         min((b + 1) * COL_CHUNK, D), T)
         mse_numgrad_combine(R, T, HH, method, scale, out)
-    return out_arr
+
+
+#: The method codes of the enum above, for the test that they equal fastgrad._config.METHOD_CODES.
+METHOD_CODES = {"forward": FORWARD, "backward": BACKWARD, "central": CENTRAL,
+                "five-point": FIVE_POINT, "complex": COMPLEX}

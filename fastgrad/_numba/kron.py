@@ -1,4 +1,6 @@
-r"""Numba kernels for Kronecker products and the vec-Jacobians built from them (seeds 001, 003).
+r"""Numba kernels for Kronecker products and the vec-Jacobians built from them.
+
+The math is in docs/derivations.md, "Kronecker and vec Jacobians".
 
 Kronecker product of A (mA, nA) and B (mB, nB), an (mA mB, nA nB) matrix::
 
@@ -8,9 +10,33 @@ Every output element is written exactly once, output row by output row; the
 parallel kernels spread the output rows over Numba's threads (no reduction, so
 the result is bitwise identical for every thread count).
 
-``xᵀ ⊗ I_n`` / ``I_n ⊗ xᵀ`` (seed 001: ∂(W x)/∂vec(W)) have their own kernels,
+``xᵀ ⊗ I_n`` / ``I_n ⊗ xᵀ`` (∂(W x)/∂vec(W)) have their own kernels,
 which never build the identity.  ``kron_csr_*`` build the CSR arrays of the
 Kronecker product of two CSR factors directly (only the structural nonzeros).
+
+The backend protocol (``fastgrad._config.kernels('kron', 'numba')``, the same
+names and arguments in every backend; plain Python functions, not callable
+from ``@njit`` code):
+
+* ``kron(A, B, out, n_threads)``: ``out[...] = A ⊗ B``;
+* ``jacobian_wx(x, order_c, out, n_threads)``: ``xᵀ ⊗ I_n`` / ``I_n ⊗ xᵀ``;
+* ``kron_csr(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data, n_threads)``:
+  writes the row pointer, the column indices and the values of ``P ⊗ Q``.
+
+``n_threads == 1`` runs the serial target (no thread pool touched).
+
+The low-level API, ``@njit`` dispatchers callable from a user's own ``@njit``
+code.  Each ``prange`` kernel is one body compiled for two targets
+(:func:`fastgrad._numba._targets.jit_targets`): the serial one under the plain
+name, the parallel one (output rows over Numba's threads) under
+``<name>_parallel``:
+
+* ``kron_rows(A, B, out, r0, r1)``: output rows ``r0 <= r < r1`` of ``A ⊗ B``;
+* ``kron_fill(A, B, out)`` / ``kron_fill_parallel``: ``out[...] = A ⊗ B``;
+* ``jacobian_wx_fill(x, order_c, out)`` / ``jacobian_wx_fill_parallel``;
+* ``kron_csr_indptr(Pp, Qp, indptr)``: the row pointer of ``P ⊗ Q``;
+* ``kron_csr_fill(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data)`` /
+  ``kron_csr_fill_parallel``: the column indices and values (``indptr`` filled).
 
 Preconditions (the caller's duty, done by ``fastgrad.kron``): A, B, x are
 C-contiguous arrays of one dtype (float32 or float64, the output's dtype);
@@ -21,14 +47,20 @@ from __future__ import annotations
 
 from numba import njit, prange
 
-from .._config import NUMBA_FLAGS, NUMBA_PARALLEL_FLAGS
+from .._config import NUMBA_FLAGS
+from ._targets import jit_targets, launch
 
 __all__ = [
-    "kron_rows",
+    # the backend protocol (see docs/architecture.md)
     "kron",
-    "kron_parallel",
     "jacobian_wx",
-    "jacobian_wx_parallel",
+    "kron_csr",
+    # the low-level API: @njit kernels usable in a user's own @njit code
+    "kron_rows",
+    "kron_fill",
+    "kron_fill_parallel",
+    "jacobian_wx_fill",
+    "jacobian_wx_fill_parallel",
     "kron_csr_indptr",
     "kron_csr_fill",
     "kron_csr_fill_parallel",
@@ -50,17 +82,17 @@ def kron_rows(A, B, out, r0, r1):
                 out[r, c0 + l] = a_ij * B[k, l]
 
 
-@njit(**NUMBA_FLAGS)
-def kron(A, B, out):
-    """Serial ``out[...] = A ⊗ B`` (A, B 2-D; out (mA mB, nA nB)). Callable from ``@njit`` code."""
-    kron_rows(A, B, out, 0, out.shape[0])
+def _kron_fill(A, B, out):
+    """``out[...] = A ⊗ B`` (A, B 2-D; out (mA mB, nA nB)), output row by output row.
 
-
-@njit(**NUMBA_PARALLEL_FLAGS)
-def kron_parallel(A, B, out):
-    """As :func:`kron`, output rows spread over Numba's threads (bitwise identical)."""
+    Compiled twice below: ``kron_fill`` (serial, callable from ``@njit`` code) and
+    ``kron_fill_parallel`` (rows over Numba's threads, bitwise identical).
+    """
     for r in prange(out.shape[0]):
         kron_rows(A, B, out, r, r + 1)
+
+
+kron_fill, kron_fill_parallel = jit_targets(_kron_fill)
 
 
 @njit(**NUMBA_FLAGS)
@@ -84,23 +116,19 @@ def _wx_row(x, i, n, order_c, row):
             row[b * n + i] = x[b]
 
 
-@njit(**NUMBA_FLAGS)
-def jacobian_wx(x, order_c, out):
-    r"""Serial ∂(W x)/∂vec(W) into ``out`` (n, n m): ``xᵀ ⊗ I_n`` (order F) or ``I_n ⊗ xᵀ`` (C).
+def _jacobian_wx_fill(x, order_c, out):
+    r"""∂(W x)/∂vec(W) into ``out`` (n, n m): ``xᵀ ⊗ I_n`` (order F) or ``I_n ⊗ xᵀ`` (C).
 
-    ``J[i, vec(a, b)] = δ_ia x_b`` (seed 001, 1.3.1: ∂f_i/∂W_mn = δ_im x_n).
+    ``J[i, vec(a, b)] = δ_ia x_b``, since ``f = W x`` has ∂f_i/∂W_mn = δ_im x_n.
+    Compiled twice below: ``jacobian_wx_fill`` (serial, callable from ``@njit``
+    code) and ``jacobian_wx_fill_parallel`` (rows over Numba's threads).
     """
-    n = out.shape[0]
-    for i in range(n):
-        _wx_row(x, i, n, order_c, out[i])
-
-
-@njit(**NUMBA_PARALLEL_FLAGS)
-def jacobian_wx_parallel(x, order_c, out):
-    """As :func:`jacobian_wx`, rows spread over Numba's threads."""
     n = out.shape[0]
     for i in prange(n):
         _wx_row(x, i, n, order_c, out[i])
+
+
+jacobian_wx_fill, jacobian_wx_fill_parallel = jit_targets(_jacobian_wx_fill)
 
 
 @njit(**NUMBA_FLAGS)
@@ -132,19 +160,37 @@ def _csr_row(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data, r):
             t += 1
 
 
-@njit(**NUMBA_FLAGS)
-def kron_csr_fill(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data):
-    r"""Serial CSR column indices and values of ``P ⊗ Q`` (factors in CSR, sorted indices).
+def _kron_csr_fill(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data):
+    r"""CSR column indices and values of ``P ⊗ Q`` (factors in CSR, sorted indices).
 
     Entry of row ``i mQ + k``: column ``j nQ + l``, value ``p_ij q_kl`` for the
-    stored (j, l); the columns come out sorted within each row.
+    stored (j, l); the columns come out sorted within each row.  ``indptr`` must
+    already hold the row pointer (:func:`kron_csr_indptr`).  Compiled twice
+    below: ``kron_csr_fill`` (serial) and ``kron_csr_fill_parallel``.
     """
-    for r in range(indptr.shape[0] - 1):
-        _csr_row(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data, r)
-
-
-@njit(**NUMBA_PARALLEL_FLAGS)
-def kron_csr_fill_parallel(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data):
-    """As :func:`kron_csr_fill`, output rows spread over Numba's threads."""
     for r in prange(indptr.shape[0] - 1):
         _csr_row(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data, r)
+
+
+kron_csr_fill, kron_csr_fill_parallel = jit_targets(_kron_csr_fill)
+
+
+# ---------------------------------------------------------------------------
+# The backend protocol
+
+
+def kron(A, B, out, n_threads):
+    """Protocol: ``out[...] = A ⊗ B`` (A, B C-contiguous 2-D; out 2-D, any strides) on ``n_threads``."""
+    launch(kron_fill, kron_fill_parallel, n_threads, A, B, out)
+
+
+def jacobian_wx(x, order_c, out, n_threads):
+    """Protocol: ``xᵀ ⊗ I_n`` (``order_c`` False) or ``I_n ⊗ xᵀ`` into ``out`` (n, n m)."""
+    launch(jacobian_wx_fill, jacobian_wx_fill_parallel, n_threads, x, order_c, out)
+
+
+def kron_csr(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data, n_threads):
+    """Protocol: the CSR arrays of ``P ⊗ Q`` (row pointer, then column indices and values)."""
+    kron_csr_indptr(Pp, Qp, indptr)
+    launch(kron_csr_fill, kron_csr_fill_parallel, n_threads,
+           Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data)

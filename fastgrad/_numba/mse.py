@@ -8,14 +8,25 @@ With A (N, D), targets Y (N, K), weights W (D, K) and residuals
 
 with ``scale = 1/(N K)`` for the mean and 1 for the sum.
 
-One fused pass over the rows of A: each row's residual is formed and at once
-accumulated into the gradient partial of its row block.  The rows are split into
-a fixed number of blocks that depends only on N (``row_blocks``), so the result
-is bitwise identical for every thread count; the block partials are combined in
-block order.  Extra memory is O(D K blocks), never O(N); A is read once.
+One fused pass over A, read in place whatever its layout.  The rows are split
+into a fixed number of blocks that depends only on N (``row_blocks``), so the
+result is bitwise identical for every thread count; the block partials are
+combined in block order.  Extra memory is O(D K blocks), never O(N); A is read
+once from memory.  Within a block, by A's layout (one Numba specialization each):
+
+* C-contiguous, or rows contiguous at any row stride (``A[::3]``, ``A[:, :k]``,
+  ``A[::-1]``): row by row (four rows at a time), each row's residual formed
+  and at once accumulated into the gradient partial (``_block_rows``);
+* Fortran-contiguous (``df.to_numpy()``, ``A.T`` of a C array) or columns
+  contiguous at any column stride: tiles of T consecutive rows, T x D elements
+  about TILE_BYTES so that a tile stays in L2; per tile the residuals are formed
+  column by column (down contiguous columns), then the gradient is accumulated
+  column by column over the same tile, now in cache (``_block_tiles``); tiles in
+  row order, T a function of (D, K, dtype) only;
+* any other strides: whichever of the two walks A's smaller stride.
 
 Preconditions (the caller's duty, done by ``fastgrad._validate.mse_inputs``):
-A is C-contiguous float32/float64 of shape (N, D); Y is C-contiguous
+A is float32/float64 of shape (N, D), any strides; Y is C-contiguous
 float32/float64 of shape (N, K); WT is C-contiguous float64 of shape (K, D)
 (the weights transposed); ``out`` is a writeable (D, K) array.
 """
@@ -24,17 +35,22 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir as llir
+from numba import config as numba_config
 from numba import njit, prange
 from numba.core import cgutils, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
-from .._config import MAX_ROW_BLOCKS, MIN_ROWS_PER_BLOCK, NUMBA_FLAGS, NUMBA_PARALLEL_FLAGS
+from .. import _config
+from .._config import NUMBA_FLAGS
+from ._targets import jit_targets, launch
 
 __all__ = [
+    # the backend protocol (see docs/architecture.md)
+    "loss_grad",
+    "loss_grad_vec",
+    # the low-level API: @njit kernels usable in a user's own @njit code
     "row_blocks",
     "mse_block",
-    "mse_partials",
-    "mse_partials_parallel",
     "mse_combine",
     "mse_loss_grad",
     "mse_loss_grad_parallel",
@@ -57,6 +73,12 @@ CACHE_LINE = 64
 # (2 threads, interleaved against the read-once floor) that ran at 1.02-1.07x
 # the floor at D = 16..512 float64, against 1.04-1.16x with one burst per group.
 HALF = GROUP // 2
+# Column tiles (A with contiguous columns): T rows at a time, T x D elements of A
+# (plus the T x K residuals) about TILE_BYTES, so that the tile read from memory
+# for the residuals is still in L2 (512 KiB per core here) for the gradient pass.
+TILE_BYTES = 128 * 1024
+# Tiles have a multiple of TILE_ALIGN rows (whole vectors down a column), at least TILE_ALIGN.
+TILE_ALIGN = 8
 # A group's rows are indexed as u, u + _1, ... with u = np.uint64(i): an unsigned
 # index carries no negative-index wraparound code (a compare and a select per
 # row and per y_ik), which measured 3-7% of the time at D = 64.
@@ -65,19 +87,12 @@ _2 = np.uint64(2)
 _3 = np.uint64(3)
 
 
-@njit(**NUMBA_FLAGS)
-def row_blocks(N):
-    """Rows per block of the fixed partition of N rows (depends on N only)."""
-    rows = (N + MAX_ROW_BLOCKS - 1) // MAX_ROW_BLOCKS
-    return max(rows, MIN_ROWS_PER_BLOCK)
+#: Rows per block of the fixed partition of N rows: ``fastgrad._config.row_blocks`` compiled.
+row_blocks = njit(**NUMBA_FLAGS)(_config.row_blocks)
 
 
-@intrinsic
-def _prefetch(typingctx, A, i, t):
-    """Ask the CPU to start loading the cache line holding element ``t`` of the
-    memory that starts at ``A[i, 0]`` (t may pass the end of row i: the rows are
-    contiguous).  A hint: no effect on any result, never faults."""
-    sig = types.void(A, i, t)
+def _prefetch_codegen(locality):
+    """Code generator of a prefetch of the cache line holding ``A[i, t]`` (LLVM locality 0..3)."""
 
     def codegen(context, builder, signature, args):
         aryty = signature.args[0]
@@ -88,10 +103,26 @@ def _prefetch(typingctx, A, i, t):
         i32 = llir.IntType(32)
         fnty = llir.FunctionType(llir.VoidType(), [i8p.type, i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
-        builder.call(fn, [i8p, i32(0), i32(0), i32(1)])  # read, non-temporal (NTA), data
+        builder.call(fn, [i8p, i32(0), i32(locality), i32(1)])  # read, locality, data
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
+
+
+@intrinsic
+def _prefetch(typingctx, A, i, t):
+    """Ask the CPU to start loading the cache line holding element ``t`` of the
+    memory that starts at ``A[i, 0]`` (t may pass the end of row i: the rows are
+    contiguous).  Non-temporal (A is read once).  A hint: no effect on any
+    result, never faults."""
+    return types.void(A, i, t), _prefetch_codegen(0)
+
+
+@intrinsic
+def _prefetch_keep(typingctx, A, i, j):
+    """Ask the CPU to load the cache line holding ``A[i, j]`` into every cache
+    level (a tile is read twice: it must stay in L2).  A hint, never faults."""
+    return types.void(A, i, j), _prefetch_codegen(3)
 
 
 @intrinsic
@@ -108,13 +139,57 @@ def _itemsize(typingctx, A):
     return sig, codegen
 
 
-@njit(**NUMBA_FLAGS)
+if numba_config.DISABLE_JIT:  # pragma: no cover - exercised in a subprocess by the tests
+    # NUMBA_DISABLE_JIT=1 runs the kernels as Python: the intrinsics have no Python form
+    def _prefetch(A, i, t):
+        """No-op: a prefetch hint has no effect on any result."""
+
+    def _prefetch_keep(A, i, j):
+        """No-op: a prefetch hint has no effect on any result."""
+
+    def _itemsize(A):
+        return A.itemsize
+
+
+# Options of the implementations chosen by ``@overload`` (by A's layout) below.
+_OVERLOAD_OPTIONS = {k: v for k, v in NUMBA_FLAGS.items() if k in ("fastmath", "error_model", "nogil")}
+
+
 def _prefetch_rows(A, i, rows, stop):
-    """Hint the CPU to load rows ``i .. i + rows - 1`` of A, if they are before ``stop``."""
-    if i + rows <= stop:  # this block's rows only
-        line = CACHE_LINE // _itemsize(A)  # elements per cache line, a constant
-        for t in range(0, rows * A.shape[1], line):
-            _prefetch(A, i, t)
+    """Hint the CPU to load rows ``i .. i + rows - 1`` of A, if they are before ``stop``.
+
+    (This Python form runs only under ``NUMBA_DISABLE_JIT=1``: a hint, a no-op.)
+    """
+
+
+@overload(_prefetch_rows, jit_options=_OVERLOAD_OPTIONS)
+def _prefetch_rows_impl(A, i, rows, stop):
+    if A.layout == "C":
+
+        def contiguous(A, i, rows, stop):
+            if i + rows <= stop:  # this block's rows only
+                line = CACHE_LINE // _itemsize(A)  # elements per cache line, a constant
+                for t in range(0, rows * A.shape[1], line):
+                    _prefetch(A, i, t)
+
+        return contiguous
+
+    def strided(A, i, rows, stop):  # each row on its own (rows at any stride)
+        if i + rows <= stop:
+            step = max(1, CACHE_LINE // max(abs(A.strides[1]), 1))  # elements per line
+            for r in range(rows):
+                for t in range(0, A.shape[1], step):
+                    _prefetch(A, i + r, t)
+
+    return strided
+
+
+@njit(**NUMBA_FLAGS)
+def _prefetch_column(A, i, n, j):
+    """Hint the CPU to load ``A[i:i + n, j]`` (a column run, contiguous or not) into every cache level."""
+    step = max(1, CACHE_LINE // max(abs(A.strides[0]), 1))  # rows per cache line
+    for t in range(0, n, step):
+        _prefetch_keep(A, i + t, j)
 
 
 @njit(**NUMBA_FLAGS)
@@ -217,14 +292,9 @@ def _rows(A, Y, WT, start, stop, G):
 
 
 @njit(**NUMBA_FLAGS)
-def mse_block(A, Y, WT, start, stop, G):
-    r"""Accumulate one row block: ``G[k, j] += sum_i a_ij r_ik``; return ``sum_ik r_ik**2``.
-
-    ``r_ik = y_ik - sum_j a_ij w_jk`` for ``start <= i < stop``.  G is (K, D)
-    float64, the block's partial of the (un-scaled, sign-flipped) gradient.
-    Sums over j run in float64 whatever A's dtype.  The rows go in groups of
-    four, the last few one at a time.
-    """
+def _block_rows(A, Y, WT, start, stop, G):
+    r"""One row block, row by row (A's rows contiguous): the rows go in groups of
+    four, the last few one at a time.  See :func:`mse_block`."""
     n = (stop - start) // GROUP * GROUP
     if Y.shape[1] == 1:
         sq = _groups_k1(A, Y, WT[0], start, start + n, G[0])
@@ -234,23 +304,147 @@ def mse_block(A, Y, WT, start, stop, G):
 
 
 @njit(**NUMBA_FLAGS)
-def mse_partials(A, Y, WT, G, SQ):
-    """Serial: fill block partials ``G[b]`` (K, D) and ``SQ[b]`` for every row block b."""
-    N = A.shape[0]
-    rows = row_blocks(N)
-    for b in range(G.shape[0]):
-        start = b * rows
-        SQ[b] = mse_block(A, Y, WT, start, min(start + rows, N), G[b])
+def _tile_rows(D, K, itemsize):
+    """Rows per column tile: T x D elements of A and T x K residuals fill about TILE_BYTES.
+
+    A function of (D, K, dtype) only, so the tiles, like the blocks, never depend
+    on the thread count.
+    """
+    t = TILE_BYTES // max(D * itemsize + 8 * K, 1)
+    return max(TILE_ALIGN, t // TILE_ALIGN * TILE_ALIGN)
 
 
-@njit(**NUMBA_PARALLEL_FLAGS)
-def mse_partials_parallel(A, Y, WT, G, SQ):
-    """Parallel over row blocks: same partials as :func:`mse_partials`, bit for bit."""
-    N = A.shape[0]
-    rows = row_blocks(N)
-    for b in prange(G.shape[0]):
-        start = b * rows
-        SQ[b] = mse_block(A, Y, WT, start, min(start + rows, N), G[b])
+@njit(**NUMBA_FLAGS)
+def _tile(A, Y, WT, i0, i1, G, R, ahead):
+    r"""One tile of rows ``i0 <= i < i1``: ``G[k, j] += sum_i a_ij r_ik``; returns ``sum_ik r_ik**2``.
+
+    First the residuals ``R[k, :] = y_ik - sum_j a_ij w_jk``, four columns of A
+    at a time down the tile (A read from memory); then the gradient, four
+    columns at a time over the same tile (A in cache), while the next
+    ``ahead`` rows of the same columns are prefetched for the next tile.
+    """
+    n = i1 - i0
+    D = A.shape[1]
+    K = Y.shape[1]
+    for k in range(K):
+        r = R[k]
+        for t in range(n):
+            r[t] = Y[i0 + t, k]
+    j = 0
+    while j + 4 <= D:
+        c0 = A[i0:i1, j]
+        c1 = A[i0:i1, j + 1]
+        c2 = A[i0:i1, j + 2]
+        c3 = A[i0:i1, j + 3]
+        for k in range(K):
+            r = R[k]
+            w0 = WT[k, j]
+            w1 = WT[k, j + 1]
+            w2 = WT[k, j + 2]
+            w3 = WT[k, j + 3]
+            for t in range(n):
+                r[t] -= (c0[t] * w0 + c1[t] * w1) + (c2[t] * w2 + c3[t] * w3)
+        j += 4
+    while j < D:
+        c0 = A[i0:i1, j]
+        for k in range(K):
+            r = R[k]
+            w0 = WT[k, j]
+            for t in range(n):
+                r[t] -= c0[t] * w0
+        j += 1
+    sq = 0.0
+    for k in range(K):
+        r = R[k]
+        for t in range(n):
+            sq += r[t] * r[t]
+    j = 0
+    while j + 4 <= D:
+        for q in range(4):
+            _prefetch_column(A, i1, ahead, j + q)
+        c0 = A[i0:i1, j]
+        c1 = A[i0:i1, j + 1]
+        c2 = A[i0:i1, j + 2]
+        c3 = A[i0:i1, j + 3]
+        for k in range(K):
+            r = R[k]
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            for t in range(n):
+                s0 += c0[t] * r[t]
+                s1 += c1[t] * r[t]
+                s2 += c2[t] * r[t]
+                s3 += c3[t] * r[t]
+            G[k, j] += s0
+            G[k, j + 1] += s1
+            G[k, j + 2] += s2
+            G[k, j + 3] += s3
+        j += 4
+    while j < D:
+        _prefetch_column(A, i1, ahead, j)
+        c0 = A[i0:i1, j]
+        for k in range(K):
+            r = R[k]
+            s0 = 0.0
+            for t in range(n):
+                s0 += c0[t] * r[t]
+            G[k, j] += s0
+        j += 1
+    return sq
+
+
+@njit(**NUMBA_FLAGS)
+def _block_tiles(A, Y, WT, start, stop, G):
+    r"""One row block in column tiles (A's columns contiguous): tiles of T rows in
+    row order, T from :func:`_tile_rows`.  See :func:`mse_block`."""
+    N, D = A.shape
+    K = Y.shape[1]
+    T = _tile_rows(D, K, _itemsize(A))
+    R = np.empty((K, T))
+    sq = 0.0
+    for i0 in range(start, stop, T):
+        i1 = min(i0 + T, stop)
+        # prefetch the next tile's rows, into the next block's first tile at the end
+        sq += _tile(A, Y, WT, i0, i1, G, R, min(T, N - i1))
+    return sq
+
+
+def _block(A, Y, WT, start, stop, G):
+    """The block function for A's layout (this Python form runs only under ``NUMBA_DISABLE_JIT=1``)."""
+    if abs(A.strides[1]) <= abs(A.strides[0]):
+        return _block_rows(A, Y, WT, start, stop, G)
+    return _block_tiles(A, Y, WT, start, stop, G)
+
+
+@overload(_block, jit_options=_OVERLOAD_OPTIONS)
+def _block_impl(A, Y, WT, start, stop, G):
+    if A.layout == "C":
+        return lambda A, Y, WT, start, stop, G: _block_rows(A, Y, WT, start, stop, G)
+    if A.layout == "F":
+        return lambda A, Y, WT, start, stop, G: _block_tiles(A, Y, WT, start, stop, G)
+
+    def any_strides(A, Y, WT, start, stop, G):  # walk A along its smaller stride
+        if abs(A.strides[1]) <= abs(A.strides[0]):
+            return _block_rows(A, Y, WT, start, stop, G)
+        return _block_tiles(A, Y, WT, start, stop, G)
+
+    return any_strides
+
+
+@njit(**NUMBA_FLAGS)
+def mse_block(A, Y, WT, start, stop, G):
+    r"""Accumulate one row block: ``G[k, j] += sum_i a_ij r_ik``; return ``sum_ik r_ik**2``.
+
+    ``r_ik = y_ik - sum_j a_ij w_jk`` for ``start <= i < stop``.  G is (K, D)
+    float64, the block's partial of the (un-scaled, sign-flipped) gradient.
+    Sums over j run in float64 whatever A's dtype.  A may have any strides:
+    contiguous rows go row by row (four at a time), contiguous columns in
+    column tiles (see the module docstring); the order of the sums depends
+    only on the shapes, the layout and the dtype.
+    """
+    return _block(A, Y, WT, start, stop, G)
 
 
 @njit(**NUMBA_FLAGS)
@@ -278,28 +472,27 @@ def _n_blocks(N):
     return (N + rows - 1) // rows
 
 
-@njit(**NUMBA_FLAGS)
-def mse_loss_grad(A, Y, WT, scale, out):
-    r"""Serial fused MSE loss and gradient; writes ``out`` (D, K), returns the loss.
+def _mse_loss_grad(A, Y, WT, scale, out):
+    r"""Fused MSE loss and gradient; writes ``out`` (D, K), returns the loss.
 
-    ``g_jk = -2 scale sum_i a_ij (y_ik - sum_l a_il w_lk)``.
-    Callable from a user's ``@njit`` code (validated inputs, see module docstring).
+    ``g_jk = -2 scale sum_i a_ij (y_ik - sum_l a_il w_lk)``: every row block's
+    partial ``G[b]`` and ``SQ[b]`` (``prange``: serial or parallel by target),
+    then the partials combined in block order.  Compiled twice below:
+    ``mse_loss_grad`` (serial, callable from a user's ``@njit`` code with
+    validated inputs, see the module docstring) and ``mse_loss_grad_parallel``.
     """
-    nb = _n_blocks(A.shape[0])
+    N = A.shape[0]
+    rows = row_blocks(N)
+    nb = _n_blocks(N)
     G = np.zeros((nb, Y.shape[1], A.shape[1]))
     SQ = np.zeros(nb)
-    mse_partials(A, Y, WT, G, SQ)
+    for b in prange(nb):
+        start = b * rows
+        SQ[b] = mse_block(A, Y, WT, start, min(start + rows, N), G[b])
     return mse_combine(G, SQ, scale, out)
 
 
-@njit(**NUMBA_FLAGS)
-def mse_loss_grad_parallel(A, Y, WT, scale, out):
-    """As :func:`mse_loss_grad`, the row blocks spread over Numba's threads."""
-    nb = _n_blocks(A.shape[0])
-    G = np.zeros((nb, Y.shape[1], A.shape[1]))
-    SQ = np.zeros(nb)
-    mse_partials_parallel(A, Y, WT, G, SQ)
-    return mse_combine(G, SQ, scale, out)
+mse_loss_grad, mse_loss_grad_parallel = jit_targets(_mse_loss_grad)
 
 
 @njit(**NUMBA_FLAGS)
@@ -314,3 +507,17 @@ def mse_loss_grad_vec(A, y, w):
     out = np.empty((D, 1))
     loss = mse_loss_grad(A, y.reshape((N, 1)), w.reshape((1, D)), 1.0 / N, out)
     return loss, out.reshape(D)
+
+
+# ---------------------------------------------------------------------------
+# The backend protocol
+
+
+def loss_grad(A, Y, WT, scale, out, n_threads):
+    """Protocol: fused loss and gradient into ``out`` (D, K) on ``n_threads`` threads; returns the loss."""
+    return launch(mse_loss_grad, mse_loss_grad_parallel, n_threads, A, Y, WT, scale, out)
+
+
+def loss_grad_vec(A, y, w):
+    """Protocol: ``(loss, g)`` for one output, y (N,), w (D,) float64, mean reduction, serial."""
+    return mse_loss_grad_vec(A, y, w)

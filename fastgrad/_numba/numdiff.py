@@ -17,14 +17,40 @@ share a copy)::
 in the denominator, not the seed's ``/ 2*h``).  The steps actually used are the
 representable ones: the perturbed entry is stored in x's dtype and the
 denominator is formed from the stored values (``(x_j + h) - x_j``), so float32 x
-gets exact secants.  Each element's quotient depends only on f and that element,
-never on the chunking, so the result is bitwise identical for every thread
-count.  The chunk functions hold the whole computation; their ``py_func`` is
-what fastgrad runs for plain-Python f, so both paths do the same arithmetic.
+gets exact secants.  After every evaluation the whole private copy is restored
+from x, so an f that writes into its argument cannot shift the later points.
+Each element's quotient depends only on f and that element, never on the
+chunking, so the result is bitwise identical for every thread count.  The chunk
+functions hold the whole computation; their ``py_func`` is what fastgrad runs
+for plain-Python f, so both paths do the same arithmetic.
+``grad``/``grad_parallel`` (and ``cgrad``, ``jac``, ``cjac``) are one body over
+fixed chunks (:func:`chunk_count`) compiled for the serial and the parallel
+target (``jit_targets``); ``grad_into`` & co. are the protocol (inputs, ``out``,
+``n_threads``) that ``fastgrad.numdiff`` calls: the parallel target on several
+threads, the chunk kernel over all elements on one.
+
+Exceptions.  Numba does not carry an exception raised inside a ``prange`` body
+back to the caller (numba#2811): the iteration simply stops.  So every parallel
+body takes ``status`` (one byte per chunk, set to 1 by the caller) and clears
+its chunk's byte only after the chunk's last evaluation; the protocol then runs
+every chunk whose byte is still set serially, where f's own exception surfaces
+with its message (:func:`_run_user`).
+
+First contact.  A kernel that takes the user's dispatcher as an argument is
+specialised on that dispatcher: it cannot be cached and is recompiled in every
+process (1-2 s for numgrad, 3 s for numjac).  For the common call -- no extra
+args, float32/float64 x of one or two dimensions, f returning a float (numgrad)
+or a C-contiguous array (numjac) -- the protocol instead passes f as a Numba
+first-class function (``numba.types.FunctionType`` of f's own compiled
+signature) to drivers compiled for that signature with ``cache=True``
+(:func:`_first_class`): a new process then compiles only the user's f.  The
+drivers are the same bodies as the chunk and parallel kernels, called through
+f's native entry point (exceptions propagate), with the same flags: the bits are
+those of the per-f kernels.
 
 With ``full`` the quotient is also formed at ``h/2`` and ``err[j]`` is the
 Richardson estimate ``|D(h) - D(h/2)| 2^p / (2^p - 1)`` (p the method's order)
-plus the rounding bound ``eps sum_k |c_k f_k| / h``.
+plus the rounding bound ``eps sum_k |c_k f_k| / h`` (formed only with ``full``).
 
 **The MSE's own numerical gradient** (``mse_numgrad``): with ``r = y - A w``
 (N, K), the loss at ``w + o h e_jk`` is really evaluated, reusing the residual::
@@ -40,19 +66,27 @@ x.size finite positive steps whose ``x + h`` differs from x in x's dtype;
 For the MSE kernels: A (N, D), Y (N, K) C-contiguous float32/float64, WT (K, D)
 and H (K, D) float64, ``out`` (D, K) float64.
 
-Compile flags: the kernels that take a user's function are compiled with
-``cache=False`` (Numba cannot cache a kernel specialised on a dispatcher: it
-would recompile and rewrite the cache on every run) and without fastmath, so
-that the few flops of each difference quotient are IEEE-exact and the compiled
-path agrees bit for bit with the Python path.
+Compile flags: the kernels that take a user's function as a dispatcher are
+compiled with ``cache=False`` (Numba cannot cache a kernel specialised on a
+dispatcher: it would recompile and rewrite the cache on every run); all of them
+without fastmath, so that the few flops of each difference quotient are
+IEEE-exact and the compiled path agrees bit for bit with the Python path.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+import types as _pytypes
+
 import numpy as np
 from numba import njit, prange
+from numba import types as nbt
+from numba.np.numpy_support import from_dtype as _numba_dtype
 
-from .._config import NUMBA_FLAGS, NUMBA_PARALLEL_FLAGS, NUMBA_USER_FLAGS, NUMBA_USER_PARALLEL_FLAGS
+from .. import _config
+from .._config import NUMBA_EXACT_FLAGS, NUMBA_FLAGS, NUMBA_USER_FLAGS
+from ._targets import jit_targets, launch
 
 __all__ = [
     "FORWARD",
@@ -63,28 +97,34 @@ __all__ = [
     "METHOD_CODES",
     "ORDER",
     "grad_chunk",
+    "grad",
     "grad_parallel",
+    "grad_into",
     "cgrad_chunk",
+    "cgrad",
     "cgrad_parallel",
+    "cgrad_into",
     "jac_chunk",
+    "jac",
     "jac_parallel",
+    "jac_into",
     "cjac_chunk",
+    "cjac",
     "cjac_parallel",
-    "mse_residual",
-    "mse_residual_parallel",
-    "mse_stencil_sums",
-    "mse_stencil_sums_parallel",
+    "cjac_into",
+    "chunk_count",
+    "timed_call",
     "mse_numgrad_combine",
     "mse_numgrad",
     "mse_numgrad_parallel",
+    "mse_numgrad_into",
     "COL_CHUNK",
 ]
 
-FORWARD, BACKWARD, CENTRAL, FIVE_POINT, COMPLEX = 0, 1, 2, 3, 4
-METHOD_CODES = {"forward": FORWARD, "backward": BACKWARD, "central": CENTRAL,
-                "five-point": FIVE_POINT, "complex": COMPLEX}
-ORDER = (1, 1, 2, 4, 2)  # truncation order p of each method
-
+METHOD_CODES = _config.METHOD_CODES
+FORWARD, BACKWARD, CENTRAL, FIVE_POINT, COMPLEX = (METHOD_CODES[m] for m in
+                                                   ("forward", "backward", "central", "five-point", "complex"))
+ORDER = _config.METHOD_ORDER  # truncation order p of each method
 
 
 # ---------------------------------------------------------------------------
@@ -97,6 +137,7 @@ def grad_chunk(f, x, h, method, f0, args, lo, hi, full, eps, out, err):
 
     ``method`` is FORWARD, BACKWARD, CENTRAL or FIVE_POINT; ``f0 = f(x)`` (used by
     forward/backward).  With ``full`` also ``err[j]`` (Richardson + rounding).
+    The private copy is restored from x after every evaluation of f.
     """
     xc = x.copy()  # the only array f sees: private to this chunk
     flat = xc.reshape(xc.size)
@@ -113,55 +154,69 @@ def grad_chunk(f, x, h, method, f0, args, lo, hi, full, eps, out, err):
         a_h = 0.0
         for rep in range(2 if full else 1):
             h_j = h[j] if rep == 0 else 0.5 * h[j]
+            bound = full and rep == 0  # the rounding term of err: only with full (it may overflow)
             if method == FORWARD:
                 flat[j] = x_j + h_j
                 dx = np.float64(flat[j]) - x_j
                 f_p = np.float64(f(xc, *args))
+                flat[:] = xflat
                 d = (f_p - f0) / dx
-                a = (abs(f_p) + abs(f0)) / dx
+                if bound:
+                    a_h = (abs(f_p) + abs(f0)) / dx
             elif method == BACKWARD:
                 flat[j] = x_j - h_j
                 dx = x_j - np.float64(flat[j])
                 f_m = np.float64(f(xc, *args))
+                flat[:] = xflat
                 d = (f0 - f_m) / dx
-                a = (abs(f0) + abs(f_m)) / dx
+                if bound:
+                    a_h = (abs(f0) + abs(f_m)) / dx
             elif method == CENTRAL:
                 flat[j] = x_j + h_j
                 v_p = np.float64(flat[j])
                 f_p = np.float64(f(xc, *args))
+                flat[:] = xflat
                 flat[j] = x_j - (v_p - x_j)
                 v_m = np.float64(flat[j])
                 f_m = np.float64(f(xc, *args))
+                flat[:] = xflat
                 d = (f_p - f_m) / (v_p - v_m)
-                a = (abs(f_p) + abs(f_m)) / (v_p - v_m)
+                if bound:
+                    a_h = (abs(f_p) + abs(f_m)) / (v_p - v_m)
             else:  # FIVE_POINT: the stencil x +- hh, x +- 2hh with hh representable
                 flat[j] = x_j + h_j
                 hh = np.float64(flat[j]) - x_j
                 f_p1 = np.float64(f(xc, *args))
+                flat[:] = xflat
                 flat[j] = x_j - hh
                 f_m1 = np.float64(f(xc, *args))
+                flat[:] = xflat
                 flat[j] = x_j + 2.0 * hh
                 f_p2 = np.float64(f(xc, *args))
+                flat[:] = xflat
                 flat[j] = x_j - 2.0 * hh
                 f_m2 = np.float64(f(xc, *args))
+                flat[:] = xflat
                 d = ((f_m2 - f_p2) + 8.0 * (f_p1 - f_m1)) / (12.0 * hh)
-                a = ((abs(f_m2) + abs(f_p2)) + 8.0 * (abs(f_p1) + abs(f_m1))) / (12.0 * hh)
-            flat[j] = xflat[j]
+                if bound:
+                    a_h = ((abs(f_m2) + abs(f_p2)) + 8.0 * (abs(f_p1) + abs(f_m1))) / (12.0 * hh)
             if rep == 0:
                 d_h = d
-                a_h = a
             else:
                 err[j] = abs(d_h - d) * rich + eps * a_h
         out[j] = d_h
 
 
-@njit(**NUMBA_USER_PARALLEL_FLAGS)
-def grad_parallel(f, x, h, method, f0, args, n_chunks, full, eps, out, err):
-    """:func:`grad_chunk` over ``n_chunks`` fixed chunks of the elements, in parallel."""
+def _grad(f, x, h, method, f0, args, n_chunks, full, eps, out, err, status):
+    """:func:`grad_chunk` over ``n_chunks`` fixed chunks (``prange``: by target); ``status[c] = 0`` when c is done."""
     n = x.size
     for c in prange(n_chunks):
         grad_chunk(f, x, h, method, f0, args, c * n // n_chunks, (c + 1) * n // n_chunks,
                    full, eps, out, err)
+        status[c] = 0
+
+
+grad, grad_parallel = jit_targets(_grad, NUMBA_USER_FLAGS)
 
 
 @njit(**NUMBA_USER_FLAGS)
@@ -169,7 +224,8 @@ def cgrad_chunk(f, xz, h, args, lo, hi, full, eps, out, err):
     r"""Complex step ``out[j] = Im f(x + i h_j e_j) / h_j`` for ``lo <= j < hi``.
 
     ``xz`` is x as a complex array (complex64 for float32 x); a private copy is
-    perturbed.  With ``full`` also ``err[j]`` (Richardson + rounding).
+    perturbed (and restored after every evaluation).  With ``full`` also
+    ``err[j]`` (Richardson + rounding).
     """
     xc = xz.copy()
     flat = xc.reshape(xc.size)
@@ -183,23 +239,25 @@ def cgrad_chunk(f, xz, h, args, lo, hi, full, eps, out, err):
             flat[j] = x_j + 1j * h_j
             hh = np.float64(flat[j].imag)
             v = f(xc, *args)
+            flat[:] = xflat
             d = np.float64(v.imag) / hh
-            a = abs(d)
             if rep == 0:
                 d_h = d
-                a_h = a
+                a_h = abs(d)
             else:
                 err[j] = abs(d_h - d) * (4.0 / 3.0) + eps * a_h
-        flat[j] = x_j
         out[j] = d_h
 
 
-@njit(**NUMBA_USER_PARALLEL_FLAGS)
-def cgrad_parallel(f, xz, h, args, n_chunks, full, eps, out, err):
-    """:func:`cgrad_chunk` over ``n_chunks`` fixed chunks, in parallel."""
+def _cgrad(f, xz, h, args, n_chunks, full, eps, out, err, status):
+    """:func:`cgrad_chunk` over ``n_chunks`` fixed chunks (``prange``: by target); ``status[c] = 0`` when done."""
     n = xz.size
     for c in prange(n_chunks):
         cgrad_chunk(f, xz, h, args, c * n // n_chunks, (c + 1) * n // n_chunks, full, eps, out, err)
+        status[c] = 0
+
+
+cgrad, cgrad_parallel = jit_targets(_cgrad, NUMBA_USER_FLAGS)
 
 
 # ---------------------------------------------------------------------------
@@ -211,7 +269,9 @@ def jac_chunk(f, x, h, method, f0, args, lo, hi, out):
     r"""Columns ``lo <= j < hi`` of the Jacobian ``out[:, j] ~ d ravel(f) / dx_j``.
 
     ``f0`` is ``ravel(f(x))`` as float64 (used by forward/backward); f must
-    return an array of ``out.shape[0]`` elements at every point.
+    return an array of ``out.shape[0]`` elements at every point.  Each result is
+    copied (``astype``) before the private copy of x is restored, so an f that
+    returns (a view of) its argument is differentiated correctly.
     """
     m = out.shape[0]
     xc = x.copy()
@@ -224,6 +284,7 @@ def jac_chunk(f, x, h, method, f0, args, lo, hi, out):
             flat[j] = x_j + h_j
             dx = np.float64(flat[j]) - x_j
             f_p = np.ravel(f(xc, *args)).astype(np.float64)
+            flat[:] = xflat
             if f_p.size != m:
                 raise ValueError("f returned arrays of different sizes at different points")
             col = (f_p - f0) / dx
@@ -231,6 +292,7 @@ def jac_chunk(f, x, h, method, f0, args, lo, hi, out):
             flat[j] = x_j - h_j
             dx = x_j - np.float64(flat[j])
             f_m = np.ravel(f(xc, *args)).astype(np.float64)
+            flat[:] = xflat
             if f_m.size != m:
                 raise ValueError("f returned arrays of different sizes at different points")
             col = (f0 - f_m) / dx
@@ -238,9 +300,11 @@ def jac_chunk(f, x, h, method, f0, args, lo, hi, out):
             flat[j] = x_j + h_j
             v_p = np.float64(flat[j])
             f_p = np.ravel(f(xc, *args)).astype(np.float64)
+            flat[:] = xflat
             flat[j] = x_j - (v_p - x_j)
             v_m = np.float64(flat[j])
             f_m = np.ravel(f(xc, *args)).astype(np.float64)
+            flat[:] = xflat
             if f_p.size != m or f_m.size != m:
                 raise ValueError("f returned arrays of different sizes at different points")
             col = (f_p - f_m) / (v_p - v_m)
@@ -248,26 +312,32 @@ def jac_chunk(f, x, h, method, f0, args, lo, hi, out):
             flat[j] = x_j + h_j
             hh = np.float64(flat[j]) - x_j
             f_p1 = np.ravel(f(xc, *args)).astype(np.float64)
+            flat[:] = xflat
             flat[j] = x_j - hh
             f_m1 = np.ravel(f(xc, *args)).astype(np.float64)
+            flat[:] = xflat
             flat[j] = x_j + 2.0 * hh
             f_p2 = np.ravel(f(xc, *args)).astype(np.float64)
+            flat[:] = xflat
             flat[j] = x_j - 2.0 * hh
             f_m2 = np.ravel(f(xc, *args)).astype(np.float64)
+            flat[:] = xflat
             if f_p1.size != m or f_m1.size != m or f_p2.size != m or f_m2.size != m:
                 raise ValueError("f returned arrays of different sizes at different points")
             col = ((f_m2 - f_p2) + 8.0 * (f_p1 - f_m1)) / (12.0 * hh)
-        flat[j] = xflat[j]
         for i in range(m):
             out[i, j] = col[i]
 
 
-@njit(**NUMBA_USER_PARALLEL_FLAGS)
-def jac_parallel(f, x, h, method, f0, args, n_chunks, out):
-    """:func:`jac_chunk` over ``n_chunks`` fixed chunks of the columns, in parallel."""
+def _jac(f, x, h, method, f0, args, n_chunks, out, status):
+    """:func:`jac_chunk` over ``n_chunks`` fixed chunks (``prange``: by target); ``status[c] = 0`` when done."""
     n = x.size
     for c in prange(n_chunks):
         jac_chunk(f, x, h, method, f0, args, c * n // n_chunks, (c + 1) * n // n_chunks, out)
+        status[c] = 0
+
+
+jac, jac_parallel = jit_targets(_jac, NUMBA_USER_FLAGS)
 
 
 @njit(**NUMBA_USER_FLAGS)
@@ -284,17 +354,262 @@ def cjac_chunk(f, xz, h, args, lo, hi, out):
         v = np.ravel(f(xc, *args))
         if v.size != m:
             raise ValueError("f returned arrays of different sizes at different points")
-        flat[j] = x_j
-        for i in range(m):
+        for i in range(m):  # read before the restore: v may be a view of xc
             out[i, j] = np.float64(v[i].imag) / hh
+        flat[:] = xflat
 
 
-@njit(**NUMBA_USER_PARALLEL_FLAGS)
-def cjac_parallel(f, xz, h, args, n_chunks, out):
-    """:func:`cjac_chunk` over ``n_chunks`` fixed chunks of the columns, in parallel."""
+def _cjac(f, xz, h, args, n_chunks, out, status):
+    """:func:`cjac_chunk` over ``n_chunks`` fixed chunks (``prange``: by target); ``status[c] = 0`` when done."""
     n = xz.size
     for c in prange(n_chunks):
         cjac_chunk(f, xz, h, args, c * n // n_chunks, (c + 1) * n // n_chunks, out)
+        status[c] = 0
+
+
+cjac, cjac_parallel = jit_targets(_cjac, NUMBA_USER_FLAGS)
+
+
+# ---------------------------------------------------------------------------
+# First-class drivers: the same bodies, f passed as a function pointer, cached
+
+
+_F8 = nbt.Array(nbt.float64, 1, "C")
+_F8_2D = nbt.Array(nbt.float64, 2, "C")
+_STATUS = nbt.Array(nbt.uint8, 1, "C")
+_NO_ARGS = nbt.Tuple(())
+_I8, _B1, _R8 = nbt.int64, nbt.boolean, nbt.float64
+_X_DTYPES = {"grad": (np.float64, np.float32), "jac": (np.float64, np.float32),
+             "cgrad": (np.complex128, np.complex64), "cjac": (np.complex128, np.complex64)}
+_F_SCALARS = {"grad": (nbt.float64, nbt.float32), "cgrad": (nbt.complex128, nbt.complex64)}
+_F_ARRAYS = {"jac": (nbt.float64, nbt.float32), "cjac": (nbt.complex128, nbt.complex64)}
+_BODIES = {"grad": (grad_chunk, _grad), "cgrad": (cgrad_chunk, _cgrad),
+           "jac": (jac_chunk, _jac), "cjac": (cjac_chunk, _cjac)}
+
+_drivers: dict = {}
+_drivers_lock = threading.Lock()
+
+
+def _signature(kind, parallel, fty, xty):
+    """The explicit signature of a first-class driver (serial: the chunk's; parallel: the prange body's)."""
+    span = (_I8,) if parallel else (_I8, _I8)  # n_chunks, or lo, hi
+    status = (_STATUS,) if parallel else ()
+    if kind == "grad":
+        args = (fty, xty, _F8, _I8, _R8, _NO_ARGS) + span + (_B1, _R8, _F8, _F8) + status
+    elif kind == "cgrad":
+        args = (fty, xty, _F8, _NO_ARGS) + span + (_B1, _R8, _F8, _F8) + status
+    elif kind == "jac":
+        args = (fty, xty, _F8, _I8, _F8, _NO_ARGS) + span + (_F8_2D,) + status
+    else:
+        args = (fty, xty, _F8, _NO_ARGS) + span + (_F8_2D,) + status
+    return nbt.void(*args)
+
+
+def _type_name(t):
+    if isinstance(t, nbt.Array):
+        return f"{t.dtype}_{t.ndim}d"
+    return str(t)
+
+
+def _compile_driver(kind, parallel, fty, xty, rty):
+    """A cached driver of ``kind`` for one signature of f; its own qualified name (its own cache files)."""
+    body = _BODIES[kind][1] if parallel else _BODIES[kind][0].py_func
+    suffix = f"_fc_{_type_name(xty)}_to_{_type_name(rty)}" + ("_parallel" if parallel else "")
+    twin = _pytypes.FunctionType(body.__code__, body.__globals__, body.__name__ + suffix,
+                                 body.__defaults__, body.__closure__)
+    twin.__qualname__ = body.__qualname__ + suffix
+    twin.__module__ = body.__module__
+    flags = dict(NUMBA_EXACT_FLAGS, parallel=True) if parallel else dict(NUMBA_EXACT_FLAGS)
+    return njit(_signature(kind, parallel, fty, xty), **flags)(twin)
+
+
+def _driver(kind, parallel, fty, xty, rty):
+    """The driver of ``kind`` for f's type (compiled or loaded once per process), None if it cannot be built."""
+    key = (kind, parallel, xty, rty)
+    with _drivers_lock:
+        if key not in _drivers:
+            try:
+                _drivers[key] = _compile_driver(kind, parallel, fty, xty, rty)
+            except Exception:  # noqa: BLE001 - never fatal: the per-f kernels do the same work
+                _drivers[key] = None
+        return _drivers[key]
+
+
+def _owned(a, dtype, ndim):
+    return (type(a) is np.ndarray and a.dtype == dtype and a.ndim == ndim and a.flags.c_contiguous
+            and a.flags.writeable and a.flags.aligned)
+
+
+def _first_class(kind, f, x, args, *arrays):
+    """``(f's FunctionType, x's type, f's return type)`` if this call can use the cached drivers, else None.
+
+    The call qualifies when args is empty, x is an owned C-contiguous array of
+    one or two dimensions of a supported dtype, f is compiled for exactly x's
+    type (``timed_call`` compiled it) and returns a float (grad), a complex
+    (cgrad) or a C-contiguous 1-D/2-D array of a supported dtype (jac, cjac).
+    ``arrays`` (steps, out, ...) must be owned float64 arrays.
+    """
+    if type(args) is not tuple or args or x.ndim not in (1, 2) or x.dtype not in _X_DTYPES[kind]:
+        return None
+    if not _owned(x, x.dtype, x.ndim) or not all(_owned(a, np.float64, a.ndim) for a in arrays):
+        return None
+    xty = nbt.Array(_numba_dtype(x.dtype), x.ndim, "C")
+    cres = getattr(f, "overloads", {}).get((xty,))
+    if cres is None:
+        return None
+    rty = cres.signature.return_type
+    if kind in _F_SCALARS:
+        if rty not in _F_SCALARS[kind]:
+            return None
+    elif not (isinstance(rty, nbt.Array) and rty.dtype in _F_ARRAYS[kind] and rty.ndim in (1, 2)
+              and rty == nbt.Array(rty.dtype, rty.ndim, "C")):
+        return None
+    return nbt.FunctionType(rty(xty)), xty, rty
+
+
+def _kernels(kind, f, x, args, arrays, chunk, parallel):
+    """``(serial, parallel)`` callables of a call: the cached first-class drivers where the call qualifies.
+
+    Each driver is compiled (or loaded from the cache) on its first use, so a
+    serial call never builds the parallel one; a driver that cannot be built
+    falls back to the per-f kernel (same arithmetic, same bits).
+    """
+    key = _first_class(kind, f, x, args, *arrays)
+    if key is None:
+        return chunk, parallel
+
+    def serial_fc(*a):
+        return (_driver(kind, False, *key) or chunk)(*a)
+
+    def parallel_fc(*a):
+        return (_driver(kind, True, *key) or parallel)(*a)
+
+    return serial_fc, parallel_fc
+
+
+# ---------------------------------------------------------------------------
+# Protocol of the user-function kernels: validated inputs, out (and err), n_threads
+
+
+def chunk_count(n, n_threads):
+    """Fixed chunks of n elements for ``n_threads`` threads: 4 per thread (balance), 1 serially.
+
+    Each element's quotient depends only on f and that element, never on the
+    chunks: every count gives the same bits.
+    """
+    return 1 if n_threads <= 1 else max(1, min(n, 4 * n_threads))
+
+
+def _run_user(serial, parallel, n, n_threads):
+    """Run a kernel over a user's f: ``serial(lo, hi)`` on one thread, else ``parallel(n_chunks, status)``.
+
+    ``status`` starts at 1 for every chunk and a chunk clears its byte when its
+    last evaluation is done.  An exception raised by f in a parallel region is
+    lost on the way out (numba#2811) and ends its chunk early: every chunk still
+    marked is run again serially, where f's own exception propagates.  If the
+    parallel launch itself raised (a compile error, or a Numba version that
+    does report the failure as an opaque error), the unfinished chunks are run
+    serially the same way, and that error is re-raised if they pass.
+    """
+    if n_threads <= 1:
+        serial(0, n)
+        return
+    nc = chunk_count(n, n_threads)
+    status = np.ones(nc, dtype=np.uint8)
+    failure = None
+    try:
+        launch(None, parallel, n_threads, nc, status)
+    except Exception as exc:  # noqa: BLE001 - re-raised below unless the serial run raises f's own
+        failure = exc
+    for c in np.flatnonzero(status):
+        serial(int(c) * n // nc, (int(c) + 1) * n // nc)
+    if failure is not None:
+        raise failure
+
+
+# Serial runs call the chunk kernel over [0, n), the serial target's one chunk bit for bit: that target
+# costs an extra compile per user f (cache=False), measured ~0.5 s a new f on the 2-core dev machine.
+
+
+def grad_into(f, x, h, method, f0, args, full, eps, out, err, n_threads):
+    """Protocol: :func:`grad_chunk` over every element of x into ``out``/``err``, ``n_threads`` threads."""
+    serial, parallel = _kernels("grad", f, x, args, (h, out, err), grad_chunk, grad_parallel)
+    f0 = float(f0)
+    _run_user(lambda lo, hi: serial(f, x, h, method, f0, args, lo, hi, full, eps, out, err),
+              lambda nc, status: parallel(f, x, h, method, f0, args, nc, full, eps, out, err, status),
+              x.size, n_threads)
+
+
+def cgrad_into(f, xz, h, args, full, eps, out, err, n_threads):
+    """Protocol: :func:`cgrad_chunk` over every element of ``xz`` into ``out``/``err``."""
+    serial, parallel = _kernels("cgrad", f, xz, args, (h, out, err), cgrad_chunk, cgrad_parallel)
+    _run_user(lambda lo, hi: serial(f, xz, h, args, lo, hi, full, eps, out, err),
+              lambda nc, status: parallel(f, xz, h, args, nc, full, eps, out, err, status),
+              xz.size, n_threads)
+
+
+def jac_into(f, x, h, method, f0, args, out, n_threads):
+    """Protocol: every column of the Jacobian (:func:`jac_chunk`) into ``out`` (m, x.size)."""
+    serial, parallel = _kernels("jac", f, x, args, (h, f0, out), jac_chunk, jac_parallel)
+    _run_user(lambda lo, hi: serial(f, x, h, method, f0, args, lo, hi, out),
+              lambda nc, status: parallel(f, x, h, method, f0, args, nc, out, status),
+              x.size, n_threads)
+
+
+def cjac_into(f, xz, h, args, out, n_threads):
+    """Protocol: every column of the complex-step Jacobian (:func:`cjac_chunk`) into ``out``."""
+    serial, parallel = _kernels("cjac", f, xz, args, (h, out), cjac_chunk, cjac_parallel)
+    _run_user(lambda lo, hi: serial(f, xz, h, args, lo, hi, out),
+              lambda nc, status: parallel(f, xz, h, args, nc, out, status),
+              xz.size, n_threads)
+
+
+# ---------------------------------------------------------------------------
+# How long one evaluation of an @njit f takes (serial or parallel?)
+
+
+@njit(**NUMBA_FLAGS)
+def _noop(x):
+    return 0.0
+
+
+_call_overhead: list = []  # [seconds]: the cost of a Python call of a compiled function, measured once
+
+
+def _overhead():
+    if not _call_overhead:
+        x = np.zeros(1)
+        _noop(x)
+        best = np.inf
+        for _ in range(5):
+            t0 = time.perf_counter()
+            _noop(x)
+            best = min(best, time.perf_counter() - t0)
+        _call_overhead.append(best)
+    return _call_overhead[0]
+
+
+def timed_call(f, x, args, cheap=_config.USER_PARALLEL_MIN_NS * 1e-9):
+    """``(f(copy of x, *args), seconds)``: one evaluation of an ``@njit`` f and its compiled cost.
+
+    The seconds exclude the cost of calling a compiled function from Python.  A
+    call that compiled f is timed again; so is a call cheaper than ``cheap``
+    (the smaller of two times: one evaluation that a context switch made slow
+    must not send a small problem to the thread pool).
+    """
+    overloads = len(getattr(f, "overloads", ()))
+    xc = x.copy()
+    t0 = time.perf_counter()
+    value = f(xc, *args)
+    seconds = time.perf_counter() - t0
+    compiled = len(getattr(f, "overloads", ())) != overloads
+    if compiled or seconds < cheap:
+        xc = x.copy()
+        t0 = time.perf_counter()
+        f(xc, *args)
+        again = time.perf_counter() - t0
+        seconds = again if compiled else min(seconds, again)
+    return value, max(0.0, seconds - _overhead())
 
 
 # ---------------------------------------------------------------------------
@@ -312,20 +627,6 @@ def _residual_row(A, Y, WT, R, i):
         for l in range(D):
             s += A[i, l] * WT[k, l]
         R[i, k] = Y[i, k] - s
-
-
-@njit(**NUMBA_FLAGS)
-def mse_residual(A, Y, WT, R):
-    r"""``R[i, k] = y_ik - sum_l a_il w_lk`` (float64), serial."""
-    for i in range(A.shape[0]):
-        _residual_row(A, Y, WT, R, i)
-
-
-@njit(**NUMBA_PARALLEL_FLAGS)
-def mse_residual_parallel(A, Y, WT, R):
-    """:func:`mse_residual`, rows spread over the threads (same values bit for bit)."""
-    for i in prange(A.shape[0]):
-        _residual_row(A, Y, WT, R, i)
 
 
 @njit(**NUMBA_FLAGS)
@@ -460,26 +761,6 @@ def _column_band(A, R, HH, offs, is_complex, j0, j1, T):
 
 
 @njit(**NUMBA_FLAGS)
-def mse_stencil_sums(A, R, HH, method, T):
-    """Serial: every column band of :func:`_column_band` (T zero-initialised, (M, K, D))."""
-    D = A.shape[1]
-    offs = _stencil(method)
-    n_bands = (D + COL_CHUNK - 1) // COL_CHUNK
-    for b in range(n_bands):
-        _column_band(A, R, HH, offs, method == COMPLEX, b * COL_CHUNK, min((b + 1) * COL_CHUNK, D), T)
-
-
-@njit(**NUMBA_PARALLEL_FLAGS)
-def mse_stencil_sums_parallel(A, R, HH, method, T):
-    """Parallel over the column bands (each weight's sums are formed by one thread)."""
-    D = A.shape[1]
-    offs = _stencil(method)
-    n_bands = (D + COL_CHUNK - 1) // COL_CHUNK
-    for b in prange(n_bands):
-        _column_band(A, R, HH, offs, method == COMPLEX, b * COL_CHUNK, min((b + 1) * COL_CHUNK, D), T)
-
-
-@njit(**NUMBA_FLAGS)
 def mse_numgrad_combine(R, T, HH, method, scale, out):
     r"""Form the perturbed losses and their difference quotients: ``out[j, k]``.
 
@@ -519,29 +800,32 @@ def mse_numgrad_combine(R, T, HH, method, scale, out):
             out[j, k] = g
 
 
-@njit(**NUMBA_FLAGS)
-def mse_numgrad(A, Y, WT, HH, method, scale, out):
-    r"""Serial numerical MSE gradient ``out[j, k] ~ dL/dw_jk`` (D, K), residual reused.
+def _mse_numgrad(A, Y, WT, HH, method, scale, out):
+    r"""Numerical MSE gradient ``out[j, k] ~ dL/dw_jk`` (D, K), residual reused.
 
-    ``HH`` (K, D) are the representable steps ``(w + h) - w``.  Callable from a
-    user's ``@njit`` code (validated inputs, see the module docstring).
+    ``HH`` (K, D) are the representable steps ``(w + h) - w``.  The residual
+    ``R[i, k] = y_ik - sum_l a_il w_lk`` row by row, then every column band of
+    :func:`_column_band` (``prange``: serial or parallel by target; each
+    weight's sums are formed by one thread, in row order), then the difference
+    quotients.  Compiled twice below: ``mse_numgrad`` (serial, callable from a
+    user's ``@njit`` code with validated inputs) and ``mse_numgrad_parallel``.
     """
     N, D = A.shape
     K = Y.shape[1]
     R = np.empty((N, K))
-    mse_residual(A, Y, WT, R)
-    T = np.zeros((_stencil(method).size, K, D))
-    mse_stencil_sums(A, R, HH, method, T)
+    for i in prange(N):
+        _residual_row(A, Y, WT, R, i)
+    offs = _stencil(method)
+    T = np.zeros((offs.size, K, D))
+    n_bands = (D + COL_CHUNK - 1) // COL_CHUNK
+    for b in prange(n_bands):
+        _column_band(A, R, HH, offs, method == COMPLEX, b * COL_CHUNK, min((b + 1) * COL_CHUNK, D), T)
     mse_numgrad_combine(R, T, HH, method, scale, out)
 
 
-@njit(**NUMBA_FLAGS)
-def mse_numgrad_parallel(A, Y, WT, HH, method, scale, out):
-    """As :func:`mse_numgrad`, rows then column bands spread over Numba's threads."""
-    N, D = A.shape
-    K = Y.shape[1]
-    R = np.empty((N, K))
-    mse_residual_parallel(A, Y, WT, R)
-    T = np.zeros((_stencil(method).size, K, D))
-    mse_stencil_sums_parallel(A, R, HH, method, T)
-    mse_numgrad_combine(R, T, HH, method, scale, out)
+mse_numgrad, mse_numgrad_parallel = jit_targets(_mse_numgrad)
+
+
+def mse_numgrad_into(A, Y, WT, HH, method, scale, out, n_threads):
+    """Protocol: the numerical MSE gradient into ``out`` (D, K) on ``n_threads`` threads."""
+    launch(mse_numgrad, mse_numgrad_parallel, n_threads, A, Y, WT, HH, method, scale, out)

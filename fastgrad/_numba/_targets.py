@@ -1,0 +1,44 @@
+"""One kernel body, two compile targets: serial and parallel.
+
+A Numba kernel that spreads its work with ``prange`` is written once and
+compiled twice: for the serial target (``prange`` runs as ``range``, no thread
+pool is touched, cheap for small inputs) and for the parallel target.  The
+parallel dispatcher is built from a copy of the function with its own
+``__qualname__`` (``<name>_parallel``): Numba's on-disk cache names its files
+after the qualified name and does not key them on the ``parallel`` option, so
+two dispatchers of one function object would overwrite each other's cache.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import Any
+
+from numba import njit
+
+from .. import _config
+
+__all__ = ["jit_targets", "launch"]
+
+
+def jit_targets(fn: Callable, flags: dict | None = None) -> tuple[Any, Any]:
+    """``(serial, parallel)`` dispatchers compiled from the one body ``fn``."""
+    flags = _config.NUMBA_FLAGS if flags is None else flags
+    serial = njit(**flags)(fn)
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_parallel",
+                              fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_parallel"
+    twin.__doc__ = f"The parallel target of :func:`{fn.__name__}` (same body, blocks over threads)."
+    twin.__module__ = fn.__module__
+    parallel = njit(**dict(flags, parallel=True))(twin)
+    return serial, parallel
+
+
+def launch(serial: Any, parallel: Any, n_threads: int, *args: Any) -> Any:
+    """Run ``serial(*args)`` for one thread, else ``parallel(*args)`` on ``n_threads`` threads."""
+    if n_threads <= 1:
+        return serial(*args)
+    _config.numba_threads(n_threads)
+    with _config.parallel_guard():
+        return parallel(*args)

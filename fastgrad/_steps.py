@@ -1,0 +1,65 @@
+r"""Finite-difference methods and their steps (shared by every numerical derivative).
+
+A difference quotient of order p with step h has truncation error O(h^p) and
+rounding error O(eps/h); the default step ``c * max(1, |x_i|)`` with
+``c = eps^(1/(p+1))`` balances the two (docs/derivations.md, "Limits and finite
+differences").  The complex step ``Im f(x + i h e_j) / h`` has no subtraction,
+so h can be tiny (1e-20).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _validate
+from ._config import METHOD_CODES, METHOD_ORDER
+
+__all__ = ["METHODS", "METHOD_CODES", "METHOD_ORDER", "check_method", "default_step", "default_steps"]
+
+METHODS = tuple(METHOD_CODES)
+_EXPONENT = {"forward": 1 / 2, "backward": 1 / 2, "central": 1 / 3, "five-point": 1 / 5}
+_COMPLEX_STEP = 1e-20
+
+
+def check_method(method: Any) -> str:
+    return _validate.check_choice(method, "method", METHODS)
+
+
+def default_step(dtype: np.dtype, method: str) -> float:
+    """c of the default step ``c * max(1, |x_i|)``: eps^(1/2), eps^(1/3), eps^(1/5) or 1e-20."""
+    if method == "complex":
+        return _COMPLEX_STEP
+    return float(np.finfo(dtype).eps) ** _EXPONENT[method]
+
+
+def default_steps(x: np.ndarray, h: Any, method: str, full: bool, name: str = "h") -> np.ndarray:
+    """Validated nominal steps: a C-contiguous float64 array of x.size."""
+    if h is None:
+        steps = default_step(x.dtype, method) * np.maximum(1.0, np.abs(x.astype(np.float64)))
+    else:
+        _validate.check_step(h, name)
+        harr = np.asarray(h, dtype=np.float64)
+        try:
+            steps = np.broadcast_to(harr, x.shape)
+        except ValueError:
+            raise ValueError(
+                f"{name} has shape {harr.shape} but x has shape {x.shape}; give a scalar or an "
+                f"array of x's shape"
+            ) from None
+    steps = np.array(steps, dtype=np.float64, order="C").reshape(-1)
+    if method != "complex":
+        xf = x.reshape(-1)
+        sign = -1.0 if method == "backward" else 1.0
+        for s in (steps, 0.5 * steps) if full else (steps,):
+            moved = (xf + sign * s).astype(x.dtype)
+            vanish = (moved == xf) & np.isfinite(xf)
+            if vanish.any():
+                j = int(np.argmax(vanish))
+                idx = np.unravel_index(j, x.shape)
+                raise ValueError(
+                    f"{name} = {s[j]:g} vanishes at x[{', '.join(map(str, idx))}] = {xf[j]!r} in "
+                    f"{x.dtype}: (x + h) - x == 0; use a larger step"
+                )
+    return steps

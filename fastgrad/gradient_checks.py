@@ -1,0 +1,325 @@
+r"""Gradient checks and the scipy.optimize drop-ins.
+
+* :func:`approx_fprime`, :func:`check_grad` -- drop-ins for scipy.optimize's
+  (same steps, arithmetic and results).  Like scipy's ``approx_fprime``, which
+  calls ``approx_derivative``, :func:`approx_fprime` only forms scipy's steps and
+  calls the finite-difference core of ``fastgrad.numdiff`` (compiled parallel
+  loop for an ``@njit`` f).
+* :func:`gradcheck` -- compare an analytic gradient with :func:`fastgrad.numgrad`,
+  entry by entry, and point at the worst ones.
+
+Seed 004's derivative is ``dw_j = lim (loss(w_j + h) - loss(w_j - h)) / 2h``; its
+code writes ``/ 2*h``, which divides by 2 and *multiplies* by h, so its
+"gradient" is h^2 times the true one.  :func:`gradcheck` catches exactly that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+import numbers
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .numdiff import _as_args, _is_njit, _numgrad, _numjac, _own_copy, _timed, numgrad
+
+__all__ = [
+    "approx_fprime",
+    "check_grad",
+    "gradcheck",
+    "GradcheckResult",
+    "GradientMismatchError",
+]
+
+_EPSILON = float(np.sqrt(np.finfo(float).eps))  # scipy.optimize's default step
+
+
+class GradientMismatchError(AssertionError):
+    """An analytic gradient disagrees with the numerical one (raised by :func:`gradcheck`)."""
+
+
+class GradcheckResult(NamedTuple):
+    """Outcome of :func:`gradcheck`.
+
+    ok : bool
+        Every entry satisfies ``|analytic - numeric| <= atol + rtol |numeric|``.
+    max_abs_err, max_rel_err : float
+        The largest ``|analytic - numeric|`` and ``|analytic - numeric| / |numeric|``.
+    worst_index : tuple of int
+        Index into x of the entry that exceeds its tolerance by the largest factor.
+    analytic, numeric : ndarray of x's shape
+    """
+
+    ok: bool
+    max_abs_err: float
+    max_rel_err: float
+    worst_index: tuple
+    analytic: np.ndarray
+    numeric: np.ndarray
+
+
+# ---------------------------------------------------------------------------
+# scipy.optimize drop-ins
+
+
+def _fprime_steps(x0: np.ndarray, epsilon: Any) -> np.ndarray:
+    """scipy's absolute steps: epsilon, or ``sqrt(eps) sign(x) max(1, |x|)`` where x + epsilon == x."""
+    sign_x0 = (x0 >= 0).astype(float) * 2 - 1
+    h = epsilon
+    dx = (x0 + h) - x0
+    h = np.where(dx == 0, np.finfo(np.float64).eps ** 0.5 * sign_x0 * np.maximum(1.0, np.abs(x0)), h)
+    return np.array(np.broadcast_to(h, x0.shape), dtype=np.float64, order="C")
+
+
+def approx_fprime(xk: Any, f: Callable, epsilon: Any = _EPSILON, *args: Any) -> np.ndarray:
+    r"""Forward-difference gradient/Jacobian, a drop-in for ``scipy.optimize.approx_fprime``.
+
+    ``f'[i] = (f(xk + epsilon[i] e_i) - f(xk)) / epsilon[i]`` with the same steps,
+    arithmetic and result shape as scipy (1.9+): shape (n,) for a scalar f,
+    (m, n) for an f returning a 1-D array of m values.  An ``@njit`` f runs in
+    fastgrad's compiled parallel loop.
+
+    Parameters
+    ----------
+    xk : array_like of shape (n,)
+    f : callable ``f(xk, *args)`` -> scalar or 1-D array
+    epsilon : float or array_like of shape (n,)
+        Absolute step(s); default ``sqrt(np.finfo(float).eps)``.  As in scipy,
+        a step that vanishes at xk (``xk + epsilon == xk``) is replaced by
+        ``sqrt(eps) * sign(xk) * max(1, |xk|)``.
+    *args
+        Extra arguments of f.
+
+    Returns
+    -------
+    ndarray of shape (n,) or (m, n), float64.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgrad
+    >>> def func(x, c0, c1):
+    ...     return c0 * x[0]**2 + c1 * x[1]**2
+    >>> eps = np.sqrt(np.finfo(float).eps)
+    >>> fastgrad.approx_fprime(np.ones(2), func, [eps, np.sqrt(200) * eps], 1, 200)
+    array([  2.        , 400.00004208])
+    """
+    xk = np.asarray(xk, float)
+    f0_raw, seconds = _timed(f, xk, args, _is_njit(f))
+    x0 = np.array(np.atleast_1d(xk), dtype=np.float64, order="C")
+    if x0.ndim > 1:
+        raise ValueError("`x0` must have at most 1 dimension.")
+    f0 = _fprime_value(f0_raw)
+    if f0.ndim > 1:
+        raise ValueError("`f0` passed has more than 1 dimension.")
+    h = _fprime_steps(x0, epsilon)
+    if _is_njit(f) and np.ndim(f0_raw) == 0:  # a compiled scalar f: the gradient loop
+        grad, _ = _numgrad(f, x0, args, h, "forward", f0=f0_raw, seconds=seconds)
+        return grad
+
+    def check(value):
+        value = _fprime_value(value)
+        if value.ndim > 1:
+            raise RuntimeError("`fun` return value has more than 1 dimension.")
+        return value
+
+    J = _numjac(f, x0, args, h, "forward", f0.size, f0.astype(np.float64), check=check, seconds=seconds)
+    return J.ravel() if f0.size == 1 else J
+
+
+def _fprime_value(value: Any) -> np.ndarray:
+    """``atleast_1d`` of a result of f: ``TypeError`` naming f unless it is real numbers (scipy raises too)."""
+    arr = np.atleast_1d(value)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"f must return real numbers, got {type(value).__name__} of dtype {arr.dtype}"
+                        + (" (complex: differentiate its real and imaginary parts separately)"
+                           if arr.dtype.kind == "c" else ""))
+    return arr
+
+
+def _random_state(seed: Any, rng: Any):
+    if seed is not None and rng is not None:
+        raise TypeError("check_grad() got both `seed` and `rng`; give one of them")
+    if rng is not None:
+        return np.random.default_rng(rng)
+    if seed is None or seed is np.random:
+        return np.random.mtrand._rand
+    if isinstance(seed, int | np.integer):
+        return np.random.RandomState(seed)
+    if isinstance(seed, np.random.RandomState | np.random.Generator):
+        return seed
+    raise ValueError(f"'{seed}' cannot be used to seed a numpy.random.RandomState instance")
+
+
+def check_grad(
+    func: Callable,
+    grad: Callable,
+    x0: Any,
+    *args: Any,
+    epsilon: Any = _EPSILON,
+    direction: str = "all",
+    seed: Any = None,
+    rng: Any = None,
+) -> float:
+    r"""2-norm of ``grad(x0) - approx_fprime(x0, func)``, a drop-in for ``scipy.optimize.check_grad``.
+
+    Parameters
+    ----------
+    func, grad : callable ``(x0, *args)``
+    x0 : array_like of shape (n,)
+    *args
+        Extra arguments of func and grad.
+    epsilon : float
+        Forward-difference step, default ``sqrt(np.finfo(float).eps)``.
+    direction : {'all', 'random'}
+        'all' compares every partial derivative; 'random' compares the
+        directional derivative along one standard-normal vector v (scalar func
+        only): ``|grad(x0) . v - d/dt func(x0 + t v)|``.
+    seed : None, int, RandomState or Generator
+        As scipy's legacy ``seed``: None uses ``np.random``'s global state, an int
+        a new ``RandomState(seed)``.  Only used with ``direction='random'``.
+    rng : optional
+        scipy's newer keyword, passed to ``np.random.default_rng``.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np, fastgrad
+    >>> func = lambda x: x[0]**2 - 0.5 * x[1]**3
+    >>> grad = lambda x: [2 * x[0], -1.5 * x[1]**2]
+    >>> bool(fastgrad.check_grad(func, grad, [1.5, -1.5]) < 1e-6)
+    True
+    """
+    step = epsilon
+    x0 = np.asarray(x0)
+
+    def g(w, func, x0, v, *args):
+        return func(x0 + w * v, *args)
+
+    if direction == "random":
+        _grad = np.asanyarray(grad(x0, *args))
+        if _grad.ndim > 1:
+            raise ValueError("'random' can only be used with scalar valued func")
+        v = _random_state(seed, rng).standard_normal(size=(x0.shape))
+        _args = (func, x0, v) + args
+        _func = g
+        vars_ = np.zeros((1,))
+        analytical_grad = np.dot(_grad, v)
+    elif direction == "all":
+        _args = args
+        _func = func
+        vars_ = x0
+        analytical_grad = grad(x0, *args)
+    else:
+        raise ValueError(f"{direction} is not a valid string for ``direction`` argument")
+    return np.sqrt(np.sum(np.abs((analytical_grad - approx_fprime(vars_, _func, step, *_args)) ** 2)))
+
+
+# ---------------------------------------------------------------------------
+# gradcheck
+
+_SHOW_WORST = 5
+
+
+def _tolerance(value: Any, name: str) -> float:
+    """A tolerance of gradcheck: a real number, finite and >= 0, else an error naming it."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    tol = float(value)
+    if not (np.isfinite(tol) and tol >= 0.0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return tol
+
+
+def gradcheck(
+    f: Callable,
+    grad: Callable,
+    x: Any,
+    *,
+    args: Sequence = (),
+    rtol: float = 1e-5,
+    atol: float = 1e-8,
+    h: Any = None,
+    method: str = "central",
+    raise_exception: bool = True,
+) -> GradcheckResult:
+    r"""Check an analytic gradient against :func:`numgrad`, entry by entry.
+
+    Entry j passes when ``|analytic_j - numeric_j| <= atol + rtol |numeric_j|``
+    (numpy's ``allclose`` rule, NaN fails).  Use float64 x: with float32 x the
+    numerical gradient itself is only good to ~1e-3 (loosen rtol).
+
+    Parameters
+    ----------
+    f : callable ``f(x, *args) -> scalar`` (Python or ``@njit``)
+    grad : callable ``grad(x, *args) -> array of x's shape``
+    x : array_like, any shape
+    args, h, method
+        As :func:`numgrad`.
+    rtol, atol : float
+        Finite and >= 0.
+    raise_exception : bool
+        Raise :class:`GradientMismatchError` on failure (default) instead of
+        returning a result with ``ok=False``.
+
+    Returns
+    -------
+    GradcheckResult(ok, max_abs_err, max_rel_err, worst_index, analytic, numeric)
+
+    Raises
+    ------
+    GradientMismatchError (an AssertionError)
+        listing the worst entries: index, analytic, numeric, abs and rel error.
+    ValueError
+        grad returns an array of a shape other than x's; rtol or atol is NaN,
+        infinite or negative (``TypeError`` if not a real number); h as
+        :func:`numgrad`.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgrad
+    >>> x = np.array([0.5, -1.0, 2.0])
+    >>> fastgrad.gradcheck(lambda x: np.sum(np.sin(x)), np.cos, x).ok
+    True
+    >>> wrong = lambda x: np.cos(x) + [0.0, 1e-3, 0.0]   # entry 1 is off
+    >>> r = fastgrad.gradcheck(lambda x: np.sum(np.sin(x)), wrong, x, raise_exception=False)
+    >>> r.ok, r.worst_index
+    (False, (1,))
+    """
+    rtol = _tolerance(rtol, "rtol")
+    atol = _tolerance(atol, "atol")
+    x = _own_copy(x)
+    numeric = numgrad(f, x, args=args, h=h, method=method)
+    analytic = np.asarray(grad(x.copy(), *_as_args(args)))
+    if analytic.shape != x.shape:
+        raise ValueError(f"grad returned an array of shape {analytic.shape} but x has shape {x.shape}")
+    a = analytic.astype(np.float64)
+    n = numeric.astype(np.float64)
+    diff = np.abs(a - n)
+    tol = atol + rtol * np.abs(n)
+    bad = ~(diff <= tol)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        excess = np.where(bad, np.where(tol > 0, diff / tol, np.inf), diff / np.where(tol > 0, tol, 1.0))
+        excess = np.where(np.isnan(excess), np.inf, excess)
+        rel = np.where(diff == 0, 0.0, diff / np.abs(n))
+    ok = not bool(bad.any())
+    if x.size == 0:
+        return GradcheckResult(True, 0.0, 0.0, (), analytic, numeric)
+    worst_flat = int(np.argmax(excess))
+    worst = tuple(int(i) for i in np.unravel_index(worst_flat, x.shape))
+    result = GradcheckResult(ok, float(np.max(diff)), float(np.max(rel)), worst, analytic, numeric)
+    if not ok and raise_exception:
+        order = np.argsort(-excess.reshape(-1), kind="stable")[: min(_SHOW_WORST, int(bad.sum()))]
+        lines = [f"{'index':>14}  {'analytic':>14}  {'numeric':>14}  {'abs err':>10}  {'rel err':>10}"]
+        for j in order:
+            idx = tuple(int(i) for i in np.unravel_index(int(j), x.shape))
+            lines.append(f"{idx!s:>14}  {a.flat[j]:>14.7g}  {n.flat[j]:>14.7g}  "
+                         f"{diff.flat[j]:>10.3g}  {rel.flat[j]:>10.3g}")
+        raise GradientMismatchError(
+            f"gradient check failed: {int(bad.sum())} of {x.size} entries differ "
+            f"(|analytic - numeric| > atol + rtol |numeric|, rtol={rtol:g}, atol={atol:g}, "
+            f"method={method!r}); worst at index {worst}:\n" + "\n".join(lines)
+        )
+    return result
