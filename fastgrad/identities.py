@@ -299,26 +299,3 @@ def jacobian_inv(X: Any, order: str = "F", *, check_finite: bool = False,
     if order == "F":
         return kron(-Xi.T, Xi, backend=backend)
     return kron(-Xi, Xi.T, backend=backend)
-
-
-def _self_checks():
-    """Cases for ``fastgrad check``: each identity against an independent numpy formula."""
-
-    def fn(backend, rng):
-        n = 5
-        X = rng.standard_normal((n, n)) + n * np.eye(n)
-        A, B = rng.standard_normal((3, n)), rng.standard_normal((n, 3))
-        W, x, b = rng.standard_normal((4, n)), rng.standard_normal(n), rng.standard_normal(4)
-        dX = rng.standard_normal((n, n))
-        Xi = np.linalg.inv(X)
-        return [
-            (grad_logdet(X, signed=True), Xi.T),
-            (grad_det(X), np.linalg.det(X) * Xi.T),
-            (grad_trace_AXB(A, B), A.T @ B.T),
-            (grad_sq_norm_affine(W, x, b), 2 * np.outer(W @ x + b, x)),
-            (dinv(X, dX), -Xi @ dX @ Xi),
-            (jacobian_inv(X, backend=backend), -np.kron(Xi.T, Xi)),
-            (jacobian_inv(X, "C", backend=backend), -np.kron(Xi, Xi.T)),
-        ]
-
-    return [("matrix-differential identities n=5", fn)]

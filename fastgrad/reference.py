@@ -136,7 +136,13 @@ def nn_loss(Z: np.ndarray, Y: np.ndarray, loss: str, labels: bool) -> tuple[floa
     if labels:
         T[np.arange(N), Y] = 1.0
     logp = log_softmax(Z, axis=1)
-    loss_val = float(-np.sum(T * logp) / N)
+    if labels:
+        # the label's log-probability itself: a -inf logit of another class has
+        # probability 0 and must not enter as 0 * (-inf) = NaN
+        loss_val = float(0.0 - np.sum(logp[np.arange(N), Y]) / N)
+    else:
+        # classes with zero target weight do not enter the sum (0 * log 0 is 0 here)
+        loss_val = float(-np.sum(np.where(T != 0, T * logp, 0.0)) / N)
     return loss_val, (np.exp(logp) * T.sum(axis=1, keepdims=True) - T) / N
 
 

@@ -486,3 +486,24 @@ def test_out_of_core_never_materialised():
     N = _ROWS * _NB
     np.testing.assert_allclose(loss, sq / N, rtol=1e-11)
     np.testing.assert_allclose(g, -2.0 * G / N, rtol=1e-10)
+
+
+# ---------------------------------------------------------------------------
+# A user f's result must be a real number; f may change its argument in place
+
+
+@pytest.mark.parametrize("bad", [None, "1.5", 1 + 2j, True])
+def test_numgrad_refuses_non_real_results(bad):
+    with pytest.raises(TypeError, match="f must return a real number"):
+        fgd.numgrad(lambda x: bad, np.arange(3.0), n_chunks=2)
+
+
+def test_numgrad_f_that_changes_its_argument():
+    def f(x):
+        value = float(np.sum(x ** 2))
+        x *= -3.0  # a careless f: the next evaluation must still see the right point
+        return value
+
+    x = np.array([0.5, -1.0, 2.0, 3.0])
+    np.testing.assert_allclose(fgd.numgrad(f, x, n_chunks=2), 2 * x, rtol=1e-6)
+    assert x.tolist() == [0.5, -1.0, 2.0, 3.0]

@@ -220,3 +220,22 @@ def test_check_finite_refuses_nan(call):
 def test_grad_det_propagates_nan(bad):
     G = fastgrad.grad_det(np.array([[1.0, bad], [2.0, 3.0]]))
     assert G.shape == (2, 2) and np.isnan(G).all()
+
+
+# ---------------------------------------------------------------------------
+# The reference backend's cross-entropy indexes the label's log-probability
+
+
+@pytest.mark.parametrize("backend", fastgrad.available_backends())
+def test_cross_entropy_with_a_minus_inf_logit(backend):
+    # an impossible class (logit -inf) that is not the label: probability 0, no NaN
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((6, 3))
+    W1, b1 = rng.standard_normal((3, 4)), np.zeros(4)
+    W2 = rng.standard_normal((4, 3))
+    b2 = np.array([0.0, 0.0, -np.inf])
+    y = np.array([0, 1, 0, 1, 1, 0])
+    loss, grads = fastgrad.mlp2_loss_and_grad(X, y, W1, b1, W2, b2, backend=backend)
+    ref, _ = fastgrad.mlp2_loss_and_grad(X, y, W1, b1, W2, np.array([0.0, 0.0, -1e300]), backend=backend)
+    assert np.isfinite(loss) and loss == pytest.approx(ref, rel=1e-12)
+    assert all(np.isfinite(g).all() for g in grads[:2])
