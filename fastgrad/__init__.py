@@ -14,11 +14,13 @@ from ._config import (
     use_backend,
 )
 from .gradient_checks import GradcheckResult, GradientMismatchError, approx_fprime, check_grad, gradcheck
+from .hessian import hesscheck, numhess, numhess_diag, numhvp
 from .identities import dinv, grad_det, grad_logdet, grad_sq_norm_affine, grad_trace_AXB, jacobian_inv
 from .kron import KronOperator, jacobian_AXB, jacobian_Wx, kron, matmul_jacobian, unvec, vec
 from .mse import MSEObjective, mse_grad, mse_loss, mse_loss_and_grad, mse_numgrad
 from .nn import dense_backward, dense_forward, mlp2_loss_and_grad
 from .numdiff import numgrad, numjac
+from .taylor import TaylorResult, taylor_test
 from .train import FitResult, fit_linear
 
 __version__ = "0.1.0"
@@ -45,6 +47,13 @@ __all__ = [
     "gradcheck",
     "GradcheckResult",
     "GradientMismatchError",
+    "taylor_test",
+    "TaylorResult",
+    # second derivatives
+    "numhess",
+    "numhess_diag",
+    "numhvp",
+    "hesscheck",
     # Kronecker/vec Jacobians and identities
     "kron",
     "vec",

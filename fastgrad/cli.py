@@ -2,8 +2,8 @@
 
     fastgrad info     versions, backends, threads, CPU, BLAS, Numba cache dir
     fastgrad check    every registered check (fastgrad/_bench) on every backend
-    fastgrad demo     seed 004's gradient-descent experiment, done right
-    fastgrad bench    the benchmark comparisons of SPEC section 8, as a ratio table
+    fastgrad demo     a least-squares fit by gradient descent, done right (loss trace, PNG)
+    fastgrad bench    the benchmark comparisons, as a ratio table
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     from . import demo
 
-    demo.add_arguments(sub.add_parser("demo", help="seed 004's experiment done right (loss trace, PNG)"))
+    demo.add_arguments(
+        sub.add_parser("demo", help="a least-squares fit by gradient descent, done right (loss trace, PNG)")
+    )
     b = sub.add_parser("bench", help="time fastgrad against numpy/scipy and the bandwidth floors")
     b.add_argument("--quick", action="store_true", help="only the quick cases (under a minute)")
     b.add_argument("--kernel", metavar="NAME", help="only this kernel (e.g. mse_grad)")

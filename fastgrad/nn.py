@@ -1,12 +1,14 @@
-r"""Neural-network gradients: a dense layer and a 2-layer MLP (seeds 001 and 002).
+r"""Neural-network gradients: a dense layer and a 2-layer MLP.
 
-Row-major batches (seed 001): X (N, D) holds one sample per row, W (D, C),
+The derivations are in docs/derivations.md, "Backpropagation through dense layers".
+
+Row-major batches: X (N, D) holds one sample per row, W (D, C),
 b (C,), and the layer computes ``Z = X W + B`` with B the bias broadcast to every
 row.  Backpropagating an upstream gradient ``dZ = dL/dZ`` (N, C) gives
 
 * ``dX = dZ W^T``                      (N, D)
 * ``dW = X^T dZ``, ``dW_jk = sum_i x_ij dz_ik``   (D, C)
-* ``db = sum_i dZ_i``                  (C,)  (seed 001, 2b: dL/db = sum_i dL_i/dz_i)
+* ``db = sum_i dZ_i``                  (C,)  (dL/db = sum_i dL_i/dz_i: b enters every row)
 
 Every call validates its inputs and hands them to the ``nn`` kernel module of
 the selected backend (``fastgrad._config.kernels('nn', backend)``; its protocol
@@ -60,10 +62,10 @@ def dense_forward(
     check_finite: bool = False,
     backend: str | None = None,
 ) -> np.ndarray:
-    r"""Forward pass of a dense layer: ``Z = X W + B`` (seed 001, 1e).
+    r"""Forward pass of a dense layer: ``Z = X W + B``.
 
     ``z_ik = sum_j x_ij w_jk + b_k``: the bias vector is broadcast to every row
-    (seed 001's bias matrix B).  The product is one BLAS call writing straight
+    (the bias matrix B = 1 b^T).  The product is one BLAS call writing straight
     into the result; the compiled backends then add b in place.
 
     Parameters
@@ -129,7 +131,7 @@ def dense_backward(
 
     * ``dX = dZ W^T``                       — BLAS;
     * ``dW = X^T dZ``, ``dW_jk = sum_i x_ij dz_ik``;
-    * ``db = sum_i dZ_i``                   — seed 001 (2b): ``dL/db = sum_i dL_i/dz_i``.
+    * ``db = sum_i dZ_i``                   — ``dL/db = sum_i dL_i/dz_i``: b enters every row with coefficient 1.
 
     Compiled backends: for float64, dW is a BLAS product and db one streaming pass over dZ (fixed row
     blocks, bitwise identical for every thread count): measured here, BLAS's
@@ -161,7 +163,7 @@ def dense_backward(
 
     Examples
     --------
-    Seed 001's bias gradient: the column sums of dZ.
+    The bias gradient is the column sums of dZ.
 
     >>> import numpy as np, fastgrad
     >>> X = np.arange(8.).reshape(2, 4); W = np.ones((4, 3))
@@ -207,10 +209,10 @@ def mlp2_loss_and_grad(
         dZ1 = (dZ2 W2^T) o sigma'(Z1)
         dW1 = X^T dZ1               db1 = sum_i dZ1_i
 
-    This is seed 002's result in batch form.  Seed 002 writes one sample as a
-    column vector x (D, 1) with weights ``W1s = W1^T`` (H, D) and ``W2s = W2^T``
-    (C, H), ``y = W2s sigma(W1s x)``, and derives in numerator layout
-    ``dL/dW2s = sigma(W1s x) dL/dy`` (H, C) and
+    (docs/derivations.md, "Backpropagation through dense layers").  Texts often
+    write one sample as a column vector x (D, 1) with weights ``W1s = W1^T`` (H, D)
+    and ``W2s = W2^T`` (C, H), ``y = W2s sigma(W1s x)``; differentials then give, in
+    numerator layout, ``dL/dW2s = sigma(W1s x) dL/dy`` (H, C) and
     ``dL/dW1s = x [(dL/dy W2s) o sigma'(W1s x)^T]`` (D, H): the transposes of the
     gradients wrt W2s and W1s, i.e. exactly dW2 and dW1 here with N = 1.
 

@@ -16,8 +16,8 @@ def mse_loss_grad(A: np.ndarray, Y: np.ndarray, WT: np.ndarray, scale: float) ->
     r"""Loss and gradient of the linear-model MSE with numpy.
 
     ``R = Y - A W``, ``loss = scale * sum(R**2)``, ``G = -2 scale A^T R``
-    (seed 000: dW = -(2/N) A^T (Y - A W)); returns ``(loss, G)`` with G (D, K)
-    float64.
+    (for the mean over N samples, dW = -(2/N) A^T (Y - A W); docs/derivations.md,
+    "MSE gradient of a linear model"); returns ``(loss, G)`` with G (D, K) float64.
     """
     A64 = A.astype(np.float64, copy=False)
     R = Y.astype(np.float64, copy=False) - A64 @ WT.T
@@ -27,7 +27,7 @@ def mse_loss_grad(A: np.ndarray, Y: np.ndarray, WT: np.ndarray, scale: float) ->
 
 
 # ---------------------------------------------------------------------------
-# Kronecker / vec Jacobians (seeds 001 and 003)
+# Kronecker / vec Jacobians (docs/derivations.md, "Kronecker and vec Jacobians")
 
 
 def kron(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -36,7 +36,7 @@ def kron(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 
 def jacobian_wx(x: np.ndarray, n: int, order_c: bool) -> np.ndarray:
-    r"""∂(W x)/∂vec(W) for W (n, m): ``xᵀ ⊗ I_n`` (order F) or ``I_n ⊗ xᵀ`` (order C); seed 001."""
+    r"""∂(W x)/∂vec(W) for W (n, m): ``xᵀ ⊗ I_n`` (order F) or ``I_n ⊗ xᵀ`` (order C)."""
     eye = np.eye(n, dtype=x.dtype)
     row = x.reshape(1, -1)
     return np.kron(eye, row) if order_c else np.kron(row, eye)
@@ -52,7 +52,8 @@ def kron_csr(P, Q):
 
 
 # ---------------------------------------------------------------------------
-# Neural-network gradients (seeds 001 and 002): numpy, float64, BLAS products.
+# Neural-network gradients (docs/derivations.md, "Backpropagation through dense layers"):
+# numpy, float64, BLAS products.
 
 _NN_ACTS = ("identity", "sigmoid", "tanh", "relu")
 
@@ -102,18 +103,18 @@ def nn_activation_derivative_from_value(A: np.ndarray, name: str) -> np.ndarray:
 
 
 def dense_param_grads(X: np.ndarray, dZ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(dW, db) = (X^T dZ, sum_i dZ_i)`` (seed 001, 2b), float64."""
+    """``(dW, db) = (X^T dZ, sum_i dZ_i)`` (db: the column sums of dZ), float64."""
     X64, dZ64 = X.astype(np.float64), dZ.astype(np.float64)
     return X64.T @ dZ64, dZ64.sum(axis=0)
 
 
 def dense_forward(X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``Z = X W + b`` (b broadcast over the rows, seed 001 1d-1e), float64."""
+    """``Z = X W + b`` (b broadcast over the rows), float64."""
     return X.astype(np.float64) @ W.astype(np.float64) + b.astype(np.float64)
 
 
 def dense_backward(X: np.ndarray, W: np.ndarray, dZ: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(dX, dW, db) = (dZ W^T, X^T dZ, sum_i dZ_i)`` (seed 001, 2b), float64."""
+    """``(dX, dW, db) = (dZ W^T, X^T dZ, sum_i dZ_i)`` (db: the column sums of dZ), float64."""
     X64, W64, dZ64 = (a.astype(np.float64) for a in (X, W, dZ))
     return dZ64 @ W64.T, X64.T @ dZ64, dZ64.sum(axis=0)
 
@@ -149,9 +150,9 @@ def nn_loss(Z: np.ndarray, Y: np.ndarray, loss: str, labels: bool) -> tuple[floa
 def mlp2_loss_grad(X, Y, W1, b1, W2, b2, activation: str, loss: str, labels: bool):
     r"""Loss and gradients of ``L(sigma(X W1 + b1) W2 + b2, Y)`` with numpy (float64).
 
-    Backprop in batch form (seed 002 transposed): ``dZ2 = dL/dZ2``,
-    ``dW2 = A1^T dZ2``, ``db2 = sum_i dZ2_i``, ``dZ1 = (dZ2 W2^T) o sigma'(Z1)``,
-    ``dW1 = X^T dZ1``, ``db1 = sum_i dZ1_i``.
+    Backprop in batch form (docs/derivations.md, "Backpropagation through dense
+    layers"): ``dZ2 = dL/dZ2``, ``dW2 = A1^T dZ2``, ``db2 = sum_i dZ2_i``,
+    ``dZ1 = (dZ2 W2^T) o sigma'(Z1)``, ``dW1 = X^T dZ1``, ``db1 = sum_i dZ1_i``.
     """
     X, W1, b1, W2, b2 = (np.asarray(a, dtype=np.float64) for a in (X, W1, b1, W2, b2))
     Z1 = X @ W1 + b1
@@ -162,7 +163,7 @@ def mlp2_loss_grad(X, Y, W1, b1, W2, b2, activation: str, loss: str, labels: boo
     return loss_val, (X.T @ dZ1, dZ1.sum(axis=0), A1.T @ dZ2, dZ2.sum(axis=0))
 
 
-# --- numerical differentiation (seed 004) ------------------------------------
+# --- numerical differentiation (docs/derivations.md, "Limits and finite differences") ---
 
 _MSE_NUMGRAD_OFFSETS = {"forward": (0.0, 1.0), "backward": (-1.0, 0.0), "central": (-1.0, 1.0),
                         "five-point": (-2.0, -1.0, 1.0, 2.0)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# --- MSE (seed 000) -------------------------------------------------------
+# --- MSE (docs/derivations.md, "MSE gradient of a linear model") ---------
 
 
 def mse_loss_grad(A, y, w, reduction="mean"):
@@ -36,7 +36,8 @@ def mse_loss_grad(A, y, w, reduction="mean"):
     return s * loss, (s * g).reshape(w.shape)
 
 
-# --- Kronecker / vec Jacobians (seeds 001, 003) and identities (seed 002) ----
+# --- Kronecker / vec Jacobians and matrix-differential identities ----------
+# (docs/derivations.md, "Kronecker and vec Jacobians" and "Matrix differentials")
 
 
 def kron(A, B):
@@ -64,7 +65,7 @@ def vec_index(a, b, shape, order):
 
 
 def jacobian_Wx(x, n, order="F"):
-    """J[i, vec(a, b)] = δ_ia x_b for f = W x, W (n, m) (seed 001, 1.3.1)."""
+    """J[i, vec(a, b)] = ∂(W x)_i/∂W_ab = δ_ia x_b for f = W x, W (n, m)."""
     x = np.asarray(x, dtype=np.float64)
     m = x.size
     J = np.zeros((n, n * m))
@@ -143,11 +144,11 @@ def adjugate(X):
     return adj
 
 
-# --- numerical differentiation (seed 004) ------------------------------------
+# --- numerical differentiation (docs/derivations.md, "Limits and finite differences") ---
 
 
 def mse_numgrad(A, y, w, hh, method="central", reduction="mean"):
-    """Seed 004's loop done right: perturb one weight of a copy, re-evaluate the whole loss.
+    """The textbook finite-difference loop: perturb one weight of a copy, re-evaluate the whole loss.
 
     ``hh`` (w's shape) are the representable steps; O(N D^2 K), the cost fastgrad avoids.
     """
@@ -171,7 +172,7 @@ def mse_numgrad(A, y, w, hh, method="central", reduction="mean"):
     return g
 
 
-# --- neural-network gradients (seeds 001, 002) -------------------------------
+# --- neural-network gradients (docs/derivations.md, "Backpropagation through dense layers") ---
 
 
 def nn_central_grad(f, x, h=1e-6):
@@ -188,7 +189,7 @@ def nn_central_grad(f, x, h=1e-6):
 
 
 def dense_backward(X, W, dZ):
-    """dX_ij = sum_k dz_ik w_jk; dW_jk = sum_i x_ij dz_ik; db_k = sum_i dz_ik (seed 001, 2b)."""
+    """dX_ij = sum_k dz_ik w_jk; dW_jk = sum_i x_ij dz_ik; db_k = sum_i dz_ik."""
     X, W, dZ = (np.asarray(a, dtype=np.float64) for a in (X, W, dZ))
     N, D = X.shape
     C = W.shape[1]
@@ -343,7 +344,7 @@ def inverse(X):
 
 
 def grad_det(X):
-    """∂ det X / ∂X_ab = cofactor C_ab = adj(X)[b, a] (seed 002, eq. 10)."""
+    """∂ det X / ∂X_ab = cofactor C_ab = adj(X)[b, a] (docs/derivations.md, "Matrix differentials")."""
     return adjugate(X).T
 
 
@@ -381,7 +382,7 @@ def grad_sq_norm_affine(W, x, b):
 
 
 def dinv(X, dX):
-    """d(X⁻¹)_ij = -sum_{a, b} (X⁻¹)_ia dX_ab (X⁻¹)_bj (seed 002, eq. 8)."""
+    """d(X⁻¹)_ij = -sum_{a, b} (X⁻¹)_ia dX_ab (X⁻¹)_bj, i.e. d(X⁻¹) = -X⁻¹ dX X⁻¹."""
     Xi = inverse(X)
     n = Xi.shape[0]
     D = np.zeros((n, n))
@@ -452,3 +453,109 @@ TWINS = {
     "mlp2_loss_and_grad": "mlp2_loss",
     "fit_linear": "fit_linear",
 }
+
+
+# --- second derivatives: numhess, numhess_diag, numhvp, hesscheck, taylor_test ---
+
+
+def hess_steps(X):
+    """Default steps of the second-derivative twins: eps^(1/4) max(1, |x|), representable ((x + h) - x)."""
+    X = np.asarray(X, dtype=np.float64)
+    h = np.finfo(np.float64).eps ** 0.25 * np.maximum(1.0, np.abs(X))
+    return (X + h) - X
+
+
+def numhess(f, X, h=None):
+    """H[a, b] for every a and b (both halves), with plain loops over the flattened X:
+
+    a != b: (f(x + h_a e_a + h_b e_b) - f(x + h_a e_a - h_b e_b) - f(x - h_a e_a + h_b e_b)
+             + f(x - h_a e_a - h_b e_b)) / (4 h_a h_b)
+    a == b: (f(x + 2 h_a e_a) - 2 f(x) + f(x - 2 h_a e_a)) / (4 h_a^2)
+    """
+    X = np.array(X, dtype=np.float64)
+    x = X.reshape(-1)
+    n = x.size
+    steps = hess_steps(x) if h is None else np.broadcast_to(np.asarray(h, dtype=np.float64), X.shape).reshape(-1)
+
+    def at(moves):
+        z = x.copy()
+        for idx, dz in moves:
+            z[idx] += dz
+        return float(f(z.reshape(X.shape)))
+
+    f0 = at([])
+    H = np.zeros((n, n))
+    for a in range(n):
+        for b in range(n):
+            ha, hb = steps[a], steps[b]
+            if a == b:
+                H[a, a] = (at([(a, 2 * ha)]) - 2.0 * f0 + at([(a, -2 * ha)])) / (4.0 * ha * ha)
+            else:
+                H[a, b] = (at([(a, ha), (b, hb)]) - at([(a, ha), (b, -hb)]) - at([(a, -ha), (b, hb)])
+                           + at([(a, -ha), (b, -hb)])) / (4.0 * ha * hb)
+    return H.reshape(X.shape * 2)
+
+
+def numhess_diag(f, X, h=None):
+    """d[a] = (f(x + h_a e_a) - 2 f(x) + f(x - h_a e_a)) / h_a^2 over the elements of X."""
+    X = np.array(X, dtype=np.float64)
+    steps = hess_steps(X) if h is None else np.broadcast_to(np.asarray(h, dtype=np.float64), X.shape)
+    f0 = float(f(X))
+    d = np.zeros(X.shape)
+    for idx in np.ndindex(*X.shape):
+        Xp, Xm = X.copy(), X.copy()
+        Xp[idx] += steps[idx]
+        Xm[idx] -= steps[idx]
+        d[idx] = (float(f(Xp)) - 2.0 * f0 + float(f(Xm))) / (steps[idx] * steps[idx])
+    return d
+
+
+def numhvp(f, X, v, grad=None, t=None):
+    """H v ~ (g(x + t v) - g(x - t v)) / (2 t), g = grad or the central-difference gradient of f."""
+    X = np.array(X, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    if t is None:
+        c = np.finfo(np.float64).eps ** (1 / 3 if grad is not None else 1 / 4)
+        t = c * max(1.0, float(np.max(np.abs(X)))) / float(np.max(np.abs(v)))
+    g = (lambda Z: np.asarray(grad(Z), dtype=np.float64)) if grad is not None else (lambda Z: numgrad(f, Z))
+    return (g(X + t * v) - g(X - t * v)) / (2.0 * t)
+
+
+def hesscheck(f, hess, X, rtol=1e-4, atol=1e-6):
+    """(ok, worst index) of |hess - numhess| <= atol + rtol |numhess|, entry by entry, by plain loops."""
+    X = np.array(X, dtype=np.float64)
+    num = numhess(f, X)
+    ana = np.asarray(hess(X), dtype=np.float64).reshape(num.shape)
+    ok, worst, worst_excess = True, None, -1.0
+    for idx in np.ndindex(*num.shape):
+        diff = abs(ana[idx] - num[idx])
+        tol = atol + rtol * abs(num[idx])
+        ok = ok and diff <= tol
+        excess = diff / tol if tol > 0 else (np.inf if diff > 0 else 0.0)
+        if excess > worst_excess:
+            worst, worst_excess = idx, excess
+    return ok, worst
+
+
+def taylor_test(f, grad, X, v, steps, noise=0.0):
+    """(order, errors): r(t) = |f(x + t v) - f(x) - t g . v| at each t, and the least-squares slope of
+    log r against log t over the steps where r > noise."""
+    X = np.array(X, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    f0 = float(f(X))
+    gv = float(np.sum(np.asarray(grad(X), dtype=np.float64) * v))
+    errors = np.array([abs(float(f(X + t * v)) - f0 - t * gv) for t in steps])
+    keep = errors > noise
+    lt, le = np.log(np.asarray(steps)[keep]), np.log(errors[keep])
+    order = float(np.sum((lt - lt.mean()) * (le - le.mean())) / np.sum((lt - lt.mean()) ** 2))
+    return order, errors
+
+
+TWINS.update({
+    "numhess": "numhess",
+    "numhess_diag": "numhess_diag",
+    "numhvp": "numhvp",
+    "hesscheck": "hesscheck",
+    "taylor_test": "taylor_test",
+    "TaylorResult": "taylor_test",
+})

@@ -1,4 +1,5 @@
-"""Matrix-differential identities of seed 002 against numerical differentiation and the Matrix Cookbook."""
+"""Matrix-differential identities (docs/derivations.md, "Matrix differentials") against numerical
+differentiation and the Matrix Cookbook."""
 
 from __future__ import annotations
 
@@ -116,7 +117,7 @@ def test_grad_sq_norm_affine(n, m, seed):
     G = fastgrad.grad_sq_norm_affine(W, x, b)
     np.testing.assert_allclose(G, naive.numgrad(lambda Z: np.sum((Z @ x + b) ** 2), W), atol=1e-7)
     np.testing.assert_allclose(fastgrad.grad_sq_norm_affine(W, x, b, layout="numerator"),
-                               2 * np.outer(x, W @ x + b), rtol=1e-12)  # seed 002's form
+                               2 * np.outer(x, W @ x + b), rtol=1e-12)  # numerator layout: 2 x (W x + b)^T
 
 
 def test_grad_sq_norm_affine_shape_errors():

@@ -34,7 +34,7 @@ __all__ = [
     "covered_functions", "FAMILIES",
 ]
 
-FAMILIES = ("mse", "numdiff", "kron", "identities", "nn")
+FAMILIES = ("mse", "numdiff", "kron", "identities", "nn", "hessian")
 
 
 @dataclass(frozen=True)

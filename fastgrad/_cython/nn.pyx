@@ -1,5 +1,6 @@
 # cython: language_level=3
-r"""Cython kernels of the neural-network gradients (seeds 001 and 002).
+r"""Cython kernels of the neural-network gradients (docs/derivations.md,
+"Backpropagation through dense layers").
 
 Same algorithms, same block partition and same summation order as
 fastgrad/_numba/nn.py (read its docstring for the formulas):

@@ -1,12 +1,14 @@
-r"""Numba kernels of the neural-network gradients (seeds 001 and 002).
+r"""Numba kernels of the neural-network gradients.
 
-Row-major batches (seed 001): X (N, D), W (D, C), b (C,), ``Z = X W + B``.
+The derivations are in docs/derivations.md, "Backpropagation through dense layers".
+
+Row-major batches: X (N, D), W (D, C), b (C,), ``Z = X W + B``.
 The matrix products (``X W``, ``dZ W^T``, ``X^T dZ`` for wide dZ) go through
 BLAS; these kernels are the parts that stream over the rows and gain from
 fusion:
 
 * :func:`dw_db_kernel`        ``dW_jk = sum_i x_ij dz_ik`` and ``db_k = sum_i dz_ik``
-  (seed 001, 2b) in one pass over the rows (used when C is small, where a
+  in one pass over the rows (used when C is small, where a
   streaming pass beats a tall-skinny GEMM);
 * :func:`bias_grad_kernel`    ``db_k = sum_i dz_ik`` alone (when dW goes to BLAS);
 * :func:`bias_activation_kernel`  ``Z <- sigma(Z + b)`` in place (forward);
@@ -157,7 +159,7 @@ def activation_derivative(a, act):
 
 
 # ---------------------------------------------------------------------------
-# dW and db in one pass (seed 001): dW_jk = sum_i x_ij dz_ik, db_k = sum_i dz_ik
+# dW and db in one pass: dW_jk = sum_i x_ij dz_ik, db_k = sum_i dz_ik
 
 
 @njit(**NUMBA_FLAGS)
@@ -216,7 +218,7 @@ def dw_db_combine(G, B, dW, db):
 def dw_db_kernel(X, dZ, dW, db):
     r"""Fused ``dW = X^T dZ`` (D, C) and ``db = sum_i dZ_i`` (C,), written into dW, db.
 
-    Seed 001 (2b): ``dL/db = sum_i dL_i/dz_i``; ``dW_jk = sum_i x_ij dz_ik``.
+    ``dL/db = sum_i dL_i/dz_i`` (b enters every row); ``dW_jk = sum_i x_ij dz_ik``.
     """
     N = X.shape[0]
     rows = row_blocks(N)
@@ -265,7 +267,7 @@ def combine_bias(B, db):
 
 
 def bias_grad_kernel(dZ, db):
-    """``db_k = sum_i dz_ik`` (seed 001, 2b), written into db (C,)."""
+    """``db_k = sum_i dz_ik`` (the column sums of dZ), written into db (C,)."""
     N = dZ.shape[0]
     rows = row_blocks(N)
     nb = n_blocks(N)
@@ -300,7 +302,7 @@ def bias_activation_row(Z, b, act, i):
 
 
 def bias_activation_kernel(Z, b, act):
-    """In-place ``Z <- sigma(Z + b)`` (row-broadcast bias, seed 001 1d-1e)."""
+    """In-place ``Z <- sigma(Z + b)`` (the bias broadcast to every row)."""
     for i in prange(Z.shape[0]):
         bias_activation_row(Z, b, act, i)
 
@@ -458,7 +460,7 @@ def act_backward_block(dA, A, act, start, stop, B):
 
 
 def activation_backward_kernel(dA, A, act, db):
-    r"""In-place ``dZ = dA o sigma'(A)`` (seed 002: ``(dL/dy W_2) o sigma'(W_1 x)``).
+    r"""In-place ``dZ = dA o sigma'(A)`` (the hidden layer's ``G_1 = (G_2 W_2^T) o sigma'(Z_1)``).
 
     dA, A (N, H); db (H,) receives ``sum_i dz_i``.
     """
