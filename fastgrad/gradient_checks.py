@@ -8,15 +8,16 @@ r"""Gradient checks and the scipy.optimize drop-ins.
 * :func:`gradcheck` -- compare an analytic gradient with :func:`fastgrad.numgrad`,
   entry by entry, and point at the worst ones.
 
-Seed 004's derivative is ``dw_j = lim (loss(w_j + h) - loss(w_j - h)) / 2h``; its
-code writes ``/ 2*h``, which divides by 2 and *multiplies* by h, so its
-"gradient" is h^2 times the true one.  :func:`gradcheck` catches exactly that.
+The central difference is ``dw_j = lim (loss(w_j + h) - loss(w_j - h)) / 2h``; written
+in code as ``/ 2*h`` it divides by 2 and *multiplies* by h, giving h^2 times the true
+gradient (docs/derivations.md, "Slips in the original notes").  :func:`gradcheck`
+catches exactly that.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import numbers
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np

@@ -1,4 +1,4 @@
-r"""Numerical differentiation (seed 004): the finite-difference core.
+r"""Numerical differentiation: the finite-difference core (docs/derivations.md, "Limits and finite differences").
 
 * :func:`numgrad` -- the gradient of a scalar ``f(x, *args)`` by finite
   differences (forward, backward, central, five-point) or the complex step,
@@ -12,14 +12,23 @@ absolute steps and run the kernels of ``_config.user_function_kernels()``.  The
 scipy drop-ins and the gradient checks (``fastgrad.gradient_checks``) call the same
 cores, as scipy's ``approx_fprime`` calls ``approx_derivative``.
 
+Robust in the user's process: every evaluation of f gets the right
+point (a Python f a fresh copy, an ``@njit`` f a private copy restored after
+each call), what f returns is checked (a real number; under the complex step,
+real at the real point), f's exceptions propagate at every thread count, a
+Ctrl-C stops a ``workers=`` pool within one evaluation, and an ``@njit`` f runs
+on the thread pool only when its evaluations, timed on f(x), are worth it
+(``_config.USER_PARALLEL_MIN_NS``).
+
 Moved, still importable from here for compatibility: :func:`mse_numgrad`
 (``fastgrad.mse``); :func:`approx_fprime`, :func:`check_grad`,
 :func:`gradcheck`, :class:`GradcheckResult`, :class:`GradientMismatchError`
 (``fastgrad.gradient_checks``).
 
-Seed 004's derivative is ``dw_j = lim (loss(w_j + h) - loss(w_j - h)) / 2h``; its
-code writes ``/ 2*h``, which divides by 2 and *multiplies* by h, so its
-"gradient" is h^2 times the true one.  ``fastgrad.gradcheck`` catches exactly that.
+The central difference is ``dw_j = lim (loss(w_j + h) - loss(w_j - h)) / 2h``; written
+in code as ``/ 2*h`` it divides by 2 and *multiplies* by h, giving h^2 times the true
+gradient (docs/derivations.md, "Slips in the original notes").  ``fastgrad.gradcheck``
+and ``fastgrad.taylor_test`` catch exactly that.
 """
 
 from __future__ import annotations
@@ -202,14 +211,17 @@ def _complex_probe(f: Callable, xz: np.ndarray, args: tuple, njit_f: bool,
             f"{type(value).__name__} {np.asarray(value).dtype}: the imaginary part was discarded, the "
             f"complex-step derivative would be 0"
         )
+    imag = np.abs(np.asarray(np.imag(value), dtype=np.float64))
     with np.errstate(invalid="ignore"):
-        imag = np.abs(np.imag(value)) > 0  # NaN (f undefined there) is not evidence either way
-    if np.any(imag):
+        nonzero = imag > 0  # NaN (f undefined there) is not evidence either way
+    if nonzero.any():
         raise ValueError(
-            "method='complex' needs an f that is real on real x (the complex step takes "
-            "Im f(x + i h e_j) / h), but f is complex-valued at the real point x (Im f(x) = "
-            f"{np.imag(value).flat[int(np.argmax(imag))]!r}); differentiate its real and imaginary "
-            "parts separately, or use a real method"
+            "method='complex' needs an f that is real on real x: the complex step takes "
+            "Im f(x + i h e_j) / h with a tiny h, so any Im f(x) swamps the derivative, but f is "
+            f"complex-valued at the real point x (|Im f(x)| = {imag.flat[int(np.argmax(nonzero))]:.3g}); "
+            "differentiate its real and imaginary parts separately, use a real method, or, if f is "
+            "real, compute it with exact complex operations (Numba's complex power z**n of a negative "
+            "real has a rounding-error imaginary part: write z*z*z)"
         )
     return value, seconds
 
@@ -278,8 +290,8 @@ def numgrad(
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     r"""Numerical gradient of a scalar function: ``g_j ~ d f(x, *args) / d x_j`` for every element of x.
 
-    Seed 004's ``dw_j = lim (loss(w_j + h) - loss(w_j - h)) / 2h``, with the
-    stencils
+    The derivative ``dw_j = lim (loss(w_j + h) - loss(w_j - h)) / 2h`` by the
+    stencils (docs/derivations.md, "Limits and finite differences")
 
     ====================  =====================================================  =====
     method                 quotient                                              order
@@ -463,14 +475,14 @@ def numjac(
     h: Any = None,
     method: str = "central",
     flatten: bool = False,
-    order: str = "C",
+    order: str = "F",
     parallel: bool = True,
     workers: int | None = None,
     check_finite: bool = False,
 ) -> np.ndarray:
     r"""Numerical Jacobian of an array-valued function: ``J[a..., b...] ~ d f(x)[a...] / d x[b...]``.
 
-    The rank-3/rank-4 derivative tensors of seeds 001 and 003 (e.g.
+    The rank-3/rank-4 derivative tensors of matrix functions (e.g.
     ``d(W x)/dW`` has shape ``(n,) + (n, m)``), by the stencils of
     :func:`numgrad` applied to every output at once.
 
@@ -486,9 +498,11 @@ def numjac(
         As :func:`numgrad`.
     flatten : bool
         Return the matrix of shape ``(f(x).size, x.size)`` instead.
-    order : {'C', 'F'}
-        How both f(x) and x are flattened with ``flatten=True``: 'C' numpy's
-        row-major ravel (default), 'F' the textbook column-stacking vec.
+    order : {'F', 'C'}
+        How both f(x) and x are flattened with ``flatten=True``: 'F' (default)
+        the textbook column-stacking vec, as every fastgrad function that
+        flattens (so ``numjac(lambda X: A @ X @ B, X, flatten=True)`` equals
+        ``jacobian_AXB(A, B)``); 'C' numpy's row-major ravel.
 
     Returns
     -------
@@ -502,8 +516,8 @@ def numjac(
     >>> J = fastgrad.numjac(lambda W: W @ v, W)   # d(W v)/dW, shape (2, 2, 3)
     >>> J.shape, np.allclose(J[1, 1], v), np.allclose(J[0, 1], 0)
     ((2, 2, 3), True, True)
-    >>> np.allclose(fastgrad.numjac(lambda W: W @ v, W, flatten=True, order='F'),
-    ...             np.kron(v, np.eye(2)))   # x^T (x) I_n, seed 001
+    >>> np.allclose(fastgrad.numjac(lambda W: W @ v, W, flatten=True),
+    ...             np.kron(v, np.eye(2)))   # d(W v)/dvec(W) = v^T (x) I_n
     True
     """
     method = check_method(method)
@@ -532,10 +546,10 @@ def numjac(
 
         def checked(value):
             value = np.asarray(value)
-            if value.shape != fshape:
-                raise ValueError(f"f returned shape {value.shape} at x + h e_j but {fshape} at x")
             if value.dtype.kind not in kinds:
                 _array_value(kinds)(value)
+            if value.shape != fshape:
+                raise ValueError(f"f returned shape {value.shape} at x + h e_j but {fshape} at x")
             return value
 
         f0 = None if method == "complex" else np.ascontiguousarray(probe, dtype=np.float64).reshape(-1)
@@ -597,44 +611,3 @@ def _numjac(
             py(call, x, steps, code, f0, args, lo, hi, J)
     _run_python(chunk, n, workers, stop)
     return J
-
-
-# ---------------------------------------------------------------------------
-# fastgrad check
-
-
-def _self_checks():
-    """Cases for ``fastgrad check``: (name, fn(backend, rng) -> [(result, reference), ...])."""
-    from . import mse
-
-    def mse_case(N, D, K, dtype, method):
-        def fn(backend, rng):
-            A = rng.standard_normal((N, D)).astype(dtype)
-            w = rng.standard_normal((D, K) if K else D).astype(dtype)
-            y = rng.standard_normal((N, K) if K else N).astype(dtype)
-            g = mse.mse_numgrad(A, y, w, method=method, backend=backend)
-            return [(g, mse.mse_numgrad(A, y, w, method=method, backend="numpy")),
-                    (g, mse.mse_grad(A, y, w, backend="numpy"))]
-
-        return fn
-
-    def numgrad_case(fn_njit, method):
-        def fn(backend, rng):
-            x = rng.uniform(0.5, 1.5, size=(3, 4))
-            f = fn_njit if backend == "numba" else fn_njit.py_func
-            return [(numgrad(f, x, method=method), np.cos(x) * x + np.sin(x))]
-
-        return fn
-
-    from numba import njit
-
-    @njit(**_config.NUMBA_FLAGS)
-    def xsinx(x):
-        return np.sum(x * np.sin(x))
-
-    return [
-        ("mse_numgrad (200, 7) central f64", mse_case(200, 7, 0, np.float64, "central")),
-        ("mse_numgrad (3000, 70, K=3) five-point f64", mse_case(3000, 70, 3, np.float64, "five-point")),
-        ("mse_numgrad (500, 9) complex f32", mse_case(500, 9, 0, np.float32, "complex")),
-        ("numgrad x sin x (3, 4) five-point", numgrad_case(xsinx, "five-point")),
-    ]

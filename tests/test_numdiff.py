@@ -280,8 +280,21 @@ def test_numjac_Wx(method):
     np.testing.assert_allclose(J, expect, atol=1e-6)
     np.testing.assert_allclose(fastgrad.numjac(lambda W: W @ x, W, method=method, flatten=True, order="F"),
                                np.kron(x, np.eye(2)), atol=1e-6)
-    np.testing.assert_allclose(fastgrad.numjac(lambda W: W @ x, W, method=method, flatten=True),
+    np.testing.assert_allclose(fastgrad.numjac(lambda W: W @ x, W, method=method, flatten=True, order="C"),
                                np.kron(np.eye(2), x), atol=1e-6)
+    # 'F' is the default of every function that flattens
+    np.testing.assert_allclose(fastgrad.numjac(lambda W: W @ x, W, method=method, flatten=True),
+                               np.kron(x, np.eye(2)), atol=1e-6)
+
+
+def test_default_order_matches_the_closed_form_jacobians():
+    # with the defaults, numjac's flattened Jacobian of X -> A X B is jacobian_AXB(A, B)
+    rng = np.random.default_rng(8)
+    A, X, B = rng.normal(size=(2, 3)), rng.normal(size=(3, 4)), rng.normal(size=(4, 5))
+    np.testing.assert_allclose(fastgrad.numjac(lambda X: A @ X @ B, X, flatten=True), fastgrad.jacobian_AXB(A, B),
+                               atol=1e-8)
+    np.testing.assert_allclose(fastgrad.matmul_jacobian(A, X, B, wrt=1, flatten=True),
+                               fastgrad.jacobian_AXB(A, B), atol=1e-12)
 
 
 @pytest.mark.parametrize("method", REAL)

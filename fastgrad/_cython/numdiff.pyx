@@ -1,5 +1,5 @@
 # cython: language_level=3
-r"""Cython kernels of the MSE's numerical gradient (seed 004), ``mse_numgrad``.
+r"""Cython kernels of the MSE's numerical gradient, ``mse_numgrad`` (docs/derivations.md, "Limits and finite differences").
 
 With ``r = y - A w`` (N, K) the loss at ``w + o h e_jk`` is really evaluated,
 reusing the residual::

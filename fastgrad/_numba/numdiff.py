@@ -1,4 +1,4 @@
-r"""Numba kernels of numerical differentiation (seed 004).
+r"""Numba kernels of numerical differentiation (docs/derivations.md, "Limits and finite differences").
 
 Two families live here.
 
@@ -13,8 +13,8 @@ share a copy)::
     five-point (f(x - 2h e_j) - 8 f(x - h e_j) + 8 f(x + h e_j) - f(x + 2h e_j)) / (12 h)
     complex    Im f(x + i h e_j) / h
 
-(seed 004: ``dw_j = lim (loss(w_j + h) - loss(w_j - h)) / 2h`` -- with the ``2h``
-in the denominator, not the seed's ``/ 2*h``).  The steps actually used are the
+(``dw_j = lim (loss(w_j + h) - loss(w_j - h)) / 2h`` -- with the ``2h`` in the
+denominator, not ``/ 2*h``).  The steps actually used are the
 representable ones: the perturbed entry is stored in x's dtype and the
 denominator is formed from the stored values (``(x_j + h) - x_j``), so float32 x
 gets exact secants.  After every evaluation the whole private copy is restored
@@ -78,10 +78,14 @@ from __future__ import annotations
 import threading
 import time
 import types as _pytypes
+import weakref
 
 import numpy as np
 from numba import njit, prange
 from numba import types as nbt
+from numba.core import cgutils
+from numba.core.typing import signature as nb_signature
+from numba.extending import intrinsic, overload
 from numba.np.numpy_support import from_dtype as _numba_dtype
 
 from .. import _config
@@ -128,6 +132,42 @@ ORDER = _config.METHOD_ORDER  # truncation order p of each method
 
 
 # ---------------------------------------------------------------------------
+# Array copies of the chunk kernels: numpy in their Python path, loops compiled
+#
+# A slice assignment (``a[:] = b``) costs Numba ~2 s of compile time per site;
+# these helpers are a numpy expression when a chunk kernel runs as Python (its
+# ``py_func``, for a plain-Python f) and a plain loop when it is compiled.
+
+
+def _assign(dst, src):
+    """``dst[...] = src`` for 1-D arrays of one size (the value converted to dst's dtype)."""
+    dst[...] = src
+
+
+def _imag_over(dst, v, hh):
+    """``dst[...] = Im(v) / hh`` in float64, v a 1-D complex array."""
+    dst[...] = v.imag.astype(np.float64) / hh
+
+
+@overload(_assign, jit_options={"nogil": True})
+def _assign_compiled(dst, src):
+    def impl(dst, src):
+        for i in range(dst.size):
+            dst[i] = src[i]
+
+    return impl
+
+
+@overload(_imag_over, jit_options={"nogil": True})
+def _imag_over_compiled(dst, v, hh):
+    def impl(dst, v, hh):
+        for i in range(dst.size):
+            dst[i] = np.float64(v[i].imag) / hh
+
+    return impl
+
+
+# ---------------------------------------------------------------------------
 # Gradient of a scalar f
 
 
@@ -137,69 +177,65 @@ def grad_chunk(f, x, h, method, f0, args, lo, hi, full, eps, out, err):
 
     ``method`` is FORWARD, BACKWARD, CENTRAL or FIVE_POINT; ``f0 = f(x)`` (used by
     forward/backward).  With ``full`` also ``err[j]`` (Richardson + rounding).
-    The private copy is restored from x after every evaluation of f.
+    The stencil's points are visited in one loop (one call of f, one restore of
+    the private copy: small compiled code); each is derived from the first
+    stored point ``v0 = x_j + h`` (``x_j - h`` backward), so the steps are the
+    representable ones.
     """
     xc = x.copy()  # the only array f sees: private to this chunk
     flat = xc.reshape(xc.size)
     xflat = x.reshape(x.size)
     p = 1.0
+    points = 1
     if method == CENTRAL:
         p = 2.0
+        points = 2
     elif method == FIVE_POINT:
         p = 4.0
+        points = 4
     rich = 2.0**p / (2.0**p - 1.0)
+    fv = np.zeros(4)  # f at the stencil's points
     for j in range(lo, hi):
         x_j = np.float64(xflat[j])
         d_h = 0.0
         a_h = 0.0
         for rep in range(2 if full else 1):
             h_j = h[j] if rep == 0 else 0.5 * h[j]
+            v0 = 0.0
+            v1 = 0.0
+            for k in range(points):
+                if k == 0:
+                    flat[j] = x_j - h_j if method == BACKWARD else x_j + h_j
+                    v0 = np.float64(flat[j])
+                elif k == 1:
+                    flat[j] = x_j - (v0 - x_j)
+                    v1 = np.float64(flat[j])
+                elif k == 2:
+                    flat[j] = x_j + 2.0 * (v0 - x_j)
+                else:
+                    flat[j] = x_j - 2.0 * (v0 - x_j)
+                fv[k] = np.float64(f(xc, *args))
+                _assign(flat, xflat)  # f may have written into its argument
             bound = full and rep == 0  # the rounding term of err: only with full (it may overflow)
             if method == FORWARD:
-                flat[j] = x_j + h_j
-                dx = np.float64(flat[j]) - x_j
-                f_p = np.float64(f(xc, *args))
-                flat[:] = xflat
-                d = (f_p - f0) / dx
+                dx = v0 - x_j
+                d = (fv[0] - f0) / dx
                 if bound:
-                    a_h = (abs(f_p) + abs(f0)) / dx
+                    a_h = (abs(fv[0]) + abs(f0)) / dx
             elif method == BACKWARD:
-                flat[j] = x_j - h_j
-                dx = x_j - np.float64(flat[j])
-                f_m = np.float64(f(xc, *args))
-                flat[:] = xflat
-                d = (f0 - f_m) / dx
+                dx = x_j - v0
+                d = (f0 - fv[0]) / dx
                 if bound:
-                    a_h = (abs(f0) + abs(f_m)) / dx
+                    a_h = (abs(f0) + abs(fv[0])) / dx
             elif method == CENTRAL:
-                flat[j] = x_j + h_j
-                v_p = np.float64(flat[j])
-                f_p = np.float64(f(xc, *args))
-                flat[:] = xflat
-                flat[j] = x_j - (v_p - x_j)
-                v_m = np.float64(flat[j])
-                f_m = np.float64(f(xc, *args))
-                flat[:] = xflat
-                d = (f_p - f_m) / (v_p - v_m)
+                d = (fv[0] - fv[1]) / (v0 - v1)
                 if bound:
-                    a_h = (abs(f_p) + abs(f_m)) / (v_p - v_m)
-            else:  # FIVE_POINT: the stencil x +- hh, x +- 2hh with hh representable
-                flat[j] = x_j + h_j
-                hh = np.float64(flat[j]) - x_j
-                f_p1 = np.float64(f(xc, *args))
-                flat[:] = xflat
-                flat[j] = x_j - hh
-                f_m1 = np.float64(f(xc, *args))
-                flat[:] = xflat
-                flat[j] = x_j + 2.0 * hh
-                f_p2 = np.float64(f(xc, *args))
-                flat[:] = xflat
-                flat[j] = x_j - 2.0 * hh
-                f_m2 = np.float64(f(xc, *args))
-                flat[:] = xflat
-                d = ((f_m2 - f_p2) + 8.0 * (f_p1 - f_m1)) / (12.0 * hh)
+                    a_h = (abs(fv[0]) + abs(fv[1])) / (v0 - v1)
+            else:  # FIVE_POINT: x +- hh, x +- 2hh with hh = v0 - x_j representable
+                hh = v0 - x_j
+                d = ((fv[3] - fv[2]) + 8.0 * (fv[0] - fv[1])) / (12.0 * hh)
                 if bound:
-                    a_h = ((abs(f_m2) + abs(f_p2)) + 8.0 * (abs(f_p1) + abs(f_m1))) / (12.0 * hh)
+                    a_h = ((abs(fv[3]) + abs(fv[2])) + 8.0 * (abs(fv[0]) + abs(fv[1]))) / (12.0 * hh)
             if rep == 0:
                 d_h = d
             else:
@@ -239,7 +275,7 @@ def cgrad_chunk(f, xz, h, args, lo, hi, full, eps, out, err):
             flat[j] = x_j + 1j * h_j
             hh = np.float64(flat[j].imag)
             v = f(xc, *args)
-            flat[:] = xflat
+            _assign(flat, xflat)  # f may have written into its argument
             d = np.float64(v.imag) / hh
             if rep == 0:
                 d_h = d
@@ -269,64 +305,52 @@ def jac_chunk(f, x, h, method, f0, args, lo, hi, out):
     r"""Columns ``lo <= j < hi`` of the Jacobian ``out[:, j] ~ d ravel(f) / dx_j``.
 
     ``f0`` is ``ravel(f(x))`` as float64 (used by forward/backward); f must
-    return an array of ``out.shape[0]`` elements at every point.  Each result is
-    copied (``astype``) before the private copy of x is restored, so an f that
-    returns (a view of) its argument is differentiated correctly.
+    return an array of ``out.shape[0]`` elements at every point.  The stencil's
+    points as in :func:`grad_chunk`; each result is copied into ``fv`` before
+    the private copy of x is restored, so an f that returns (a view of) its
+    argument is differentiated correctly.
     """
     m = out.shape[0]
     xc = x.copy()
     flat = xc.reshape(xc.size)
     xflat = x.reshape(x.size)
+    points = 1
+    if method == CENTRAL:
+        points = 2
+    elif method == FIVE_POINT:
+        points = 4
+    fv = np.zeros((4, m))  # ravel f at the stencil's points
     for j in range(lo, hi):
         x_j = np.float64(xflat[j])
         h_j = h[j]
+        v0 = 0.0
+        v1 = 0.0
+        for k in range(points):
+            if k == 0:
+                flat[j] = x_j - h_j if method == BACKWARD else x_j + h_j
+                v0 = np.float64(flat[j])
+            elif k == 1:
+                flat[j] = x_j - (v0 - x_j)
+                v1 = np.float64(flat[j])
+            elif k == 2:
+                flat[j] = x_j + 2.0 * (v0 - x_j)
+            else:
+                flat[j] = x_j - 2.0 * (v0 - x_j)
+            value = np.ravel(f(xc, *args))
+            if value.size != m:
+                raise ValueError("f returned arrays of different sizes at different points")
+            _assign(fv[k], value)
+            _assign(flat, xflat)  # f may have written into its argument
         if method == FORWARD:
-            flat[j] = x_j + h_j
-            dx = np.float64(flat[j]) - x_j
-            f_p = np.ravel(f(xc, *args)).astype(np.float64)
-            flat[:] = xflat
-            if f_p.size != m:
-                raise ValueError("f returned arrays of different sizes at different points")
-            col = (f_p - f0) / dx
+            col = (fv[0] - f0) / (v0 - x_j)
         elif method == BACKWARD:
-            flat[j] = x_j - h_j
-            dx = x_j - np.float64(flat[j])
-            f_m = np.ravel(f(xc, *args)).astype(np.float64)
-            flat[:] = xflat
-            if f_m.size != m:
-                raise ValueError("f returned arrays of different sizes at different points")
-            col = (f0 - f_m) / dx
+            col = (f0 - fv[0]) / (x_j - v0)
         elif method == CENTRAL:
-            flat[j] = x_j + h_j
-            v_p = np.float64(flat[j])
-            f_p = np.ravel(f(xc, *args)).astype(np.float64)
-            flat[:] = xflat
-            flat[j] = x_j - (v_p - x_j)
-            v_m = np.float64(flat[j])
-            f_m = np.ravel(f(xc, *args)).astype(np.float64)
-            flat[:] = xflat
-            if f_p.size != m or f_m.size != m:
-                raise ValueError("f returned arrays of different sizes at different points")
-            col = (f_p - f_m) / (v_p - v_m)
+            col = (fv[0] - fv[1]) / (v0 - v1)
         else:
-            flat[j] = x_j + h_j
-            hh = np.float64(flat[j]) - x_j
-            f_p1 = np.ravel(f(xc, *args)).astype(np.float64)
-            flat[:] = xflat
-            flat[j] = x_j - hh
-            f_m1 = np.ravel(f(xc, *args)).astype(np.float64)
-            flat[:] = xflat
-            flat[j] = x_j + 2.0 * hh
-            f_p2 = np.ravel(f(xc, *args)).astype(np.float64)
-            flat[:] = xflat
-            flat[j] = x_j - 2.0 * hh
-            f_m2 = np.ravel(f(xc, *args)).astype(np.float64)
-            flat[:] = xflat
-            if f_p1.size != m or f_m1.size != m or f_p2.size != m or f_m2.size != m:
-                raise ValueError("f returned arrays of different sizes at different points")
-            col = ((f_m2 - f_p2) + 8.0 * (f_p1 - f_m1)) / (12.0 * hh)
-        for i in range(m):
-            out[i, j] = col[i]
+            hh = v0 - x_j
+            col = ((fv[3] - fv[2]) + 8.0 * (fv[0] - fv[1])) / (12.0 * hh)
+        _assign(out[:, j], col)
 
 
 def _jac(f, x, h, method, f0, args, n_chunks, out, status):
@@ -354,9 +378,8 @@ def cjac_chunk(f, xz, h, args, lo, hi, out):
         v = np.ravel(f(xc, *args))
         if v.size != m:
             raise ValueError("f returned arrays of different sizes at different points")
-        for i in range(m):  # read before the restore: v may be a view of xc
-            out[i, j] = np.float64(v[i].imag) / hh
-        flat[:] = xflat
+        _imag_over(out[:, j], v, hh)  # before the restore: v may be a view of xc
+        _assign(flat, xflat)  # f may have written into its argument
 
 
 def _cjac(f, xz, h, args, n_chunks, out, status):
@@ -371,7 +394,109 @@ cjac, cjac_parallel = jit_targets(_cjac, NUMBA_USER_FLAGS)
 
 
 # ---------------------------------------------------------------------------
-# First-class drivers: the same bodies, f passed as a function pointer, cached
+# First-class drivers: the same chunk bodies, f passed by address, cached
+#
+# A driver takes f as (its FunctionType, the address of its compiled entry
+# point, the address of its C wrapper) and rebuilds the first-class function
+# value inside (``_function_value``); the addresses are looked up once per f
+# (``_first_class``), so a call costs what a call of the per-f kernel costs.
+# Calls go through the entry point (Numba's calling convention): f's exceptions
+# propagate as from a direct call.
+
+
+def _chunk_twin(chunk):
+    """A private dispatcher of a chunk kernel's body for the drivers below.
+
+    The drivers must not call the chunk kernels themselves: once a dispatcher
+    holds an overload for a first-class function type, Numba types every later
+    call with a user's dispatcher against it by compiling that f for the
+    function type's signature (an error for an f with extra args).
+    """
+    fn = getattr(chunk, "py_func", chunk)
+    twin = _pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_fc", fn.__defaults__,
+                                 fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_fc"
+    twin.__module__ = fn.__module__
+    twin.__doc__ = fn.__doc__
+    return njit(**NUMBA_USER_FLAGS)(twin)
+
+
+_grad_chunk_fc = _chunk_twin(grad_chunk)
+_cgrad_chunk_fc = _chunk_twin(cgrad_chunk)
+_jac_chunk_fc = _chunk_twin(jac_chunk)
+_cjac_chunk_fc = _chunk_twin(cjac_chunk)
+
+
+@intrinsic
+def _function_value(typingctx, fty_ref, jit_addr, c_addr):
+    """The first-class function value of type ``fty_ref`` at the given addresses (never boxed)."""
+    fty = fty_ref.instance_type
+
+    def codegen(context, builder, signature, args):
+        ptr = context.get_value_type(nbt.voidptr)
+        value = cgutils.create_struct_proxy(fty)(context, builder)
+        value.jit_addr = builder.inttoptr(args[1], ptr)
+        value.c_addr = builder.inttoptr(args[2], ptr)
+        return value._getvalue()
+
+    return nb_signature(fty, fty_ref, jit_addr, c_addr), codegen
+
+
+def _grad_fc(fty, jit_addr, c_addr, x, h, method, f0, args, lo, hi, full, eps, out, err):
+    """First-class serial driver: :func:`grad_chunk` over ``[lo, hi)``."""
+    _grad_chunk_fc(_function_value(fty, jit_addr, c_addr), x, h, method, f0, args, lo, hi, full, eps, out, err)
+
+
+def _grad_fc_parallel(fty, jit_addr, c_addr, x, h, method, f0, args, n_chunks, full, eps, out, err, status):
+    """First-class parallel driver: :func:`_grad`'s loop."""
+    f = _function_value(fty, jit_addr, c_addr)
+    n = x.size
+    for c in prange(n_chunks):
+        _grad_chunk_fc(f, x, h, method, f0, args, c * n // n_chunks, (c + 1) * n // n_chunks,
+                   full, eps, out, err)
+        status[c] = 0
+
+
+def _cgrad_fc(fty, jit_addr, c_addr, xz, h, args, lo, hi, full, eps, out, err):
+    """First-class serial driver: :func:`cgrad_chunk` over ``[lo, hi)``."""
+    _cgrad_chunk_fc(_function_value(fty, jit_addr, c_addr), xz, h, args, lo, hi, full, eps, out, err)
+
+
+def _cgrad_fc_parallel(fty, jit_addr, c_addr, xz, h, args, n_chunks, full, eps, out, err, status):
+    """First-class parallel driver: :func:`_cgrad`'s loop."""
+    f = _function_value(fty, jit_addr, c_addr)
+    n = xz.size
+    for c in prange(n_chunks):
+        _cgrad_chunk_fc(f, xz, h, args, c * n // n_chunks, (c + 1) * n // n_chunks, full, eps, out, err)
+        status[c] = 0
+
+
+def _jac_fc(fty, jit_addr, c_addr, x, h, method, f0, args, lo, hi, out):
+    """First-class serial driver: :func:`jac_chunk` over ``[lo, hi)``."""
+    _jac_chunk_fc(_function_value(fty, jit_addr, c_addr), x, h, method, f0, args, lo, hi, out)
+
+
+def _jac_fc_parallel(fty, jit_addr, c_addr, x, h, method, f0, args, n_chunks, out, status):
+    """First-class parallel driver: :func:`_jac`'s loop."""
+    f = _function_value(fty, jit_addr, c_addr)
+    n = x.size
+    for c in prange(n_chunks):
+        _jac_chunk_fc(f, x, h, method, f0, args, c * n // n_chunks, (c + 1) * n // n_chunks, out)
+        status[c] = 0
+
+
+def _cjac_fc(fty, jit_addr, c_addr, xz, h, args, lo, hi, out):
+    """First-class serial driver: :func:`cjac_chunk` over ``[lo, hi)``."""
+    _cjac_chunk_fc(_function_value(fty, jit_addr, c_addr), xz, h, args, lo, hi, out)
+
+
+def _cjac_fc_parallel(fty, jit_addr, c_addr, xz, h, args, n_chunks, out, status):
+    """First-class parallel driver: :func:`_cjac`'s loop."""
+    f = _function_value(fty, jit_addr, c_addr)
+    n = xz.size
+    for c in prange(n_chunks):
+        _cjac_chunk_fc(f, xz, h, args, c * n // n_chunks, (c + 1) * n // n_chunks, out)
+        status[c] = 0
 
 
 _F8 = nbt.Array(nbt.float64, 1, "C")
@@ -383,42 +508,42 @@ _X_DTYPES = {"grad": (np.float64, np.float32), "jac": (np.float64, np.float32),
              "cgrad": (np.complex128, np.complex64), "cjac": (np.complex128, np.complex64)}
 _F_SCALARS = {"grad": (nbt.float64, nbt.float32), "cgrad": (nbt.complex128, nbt.complex64)}
 _F_ARRAYS = {"jac": (nbt.float64, nbt.float32), "cjac": (nbt.complex128, nbt.complex64)}
-_BODIES = {"grad": (grad_chunk, _grad), "cgrad": (cgrad_chunk, _cgrad),
-           "jac": (jac_chunk, _jac), "cjac": (cjac_chunk, _cjac)}
+_BODIES = {"grad": (_grad_fc, _grad_fc_parallel), "cgrad": (_cgrad_fc, _cgrad_fc_parallel),
+           "jac": (_jac_fc, _jac_fc_parallel), "cjac": (_cjac_fc, _cjac_fc_parallel)}
 
 _drivers: dict = {}
 _drivers_lock = threading.Lock()
 
 
 def _signature(kind, parallel, fty, xty):
-    """The explicit signature of a first-class driver (serial: the chunk's; parallel: the prange body's)."""
+    """The explicit signature of a first-class driver (serial: lo, hi; parallel: n_chunks, status)."""
+    head = (nbt.TypeRef(fty), _I8, _I8, xty, _F8)
     span = (_I8,) if parallel else (_I8, _I8)  # n_chunks, or lo, hi
     status = (_STATUS,) if parallel else ()
     if kind == "grad":
-        args = (fty, xty, _F8, _I8, _R8, _NO_ARGS) + span + (_B1, _R8, _F8, _F8) + status
+        args = head + (_I8, _R8, _NO_ARGS) + span + (_B1, _R8, _F8, _F8) + status
     elif kind == "cgrad":
-        args = (fty, xty, _F8, _NO_ARGS) + span + (_B1, _R8, _F8, _F8) + status
+        args = head + (_NO_ARGS,) + span + (_B1, _R8, _F8, _F8) + status
     elif kind == "jac":
-        args = (fty, xty, _F8, _I8, _F8, _NO_ARGS) + span + (_F8_2D,) + status
+        args = head + (_I8, _F8, _NO_ARGS) + span + (_F8_2D,) + status
     else:
-        args = (fty, xty, _F8, _NO_ARGS) + span + (_F8_2D,) + status
+        args = head + (_NO_ARGS,) + span + (_F8_2D,) + status
     return nbt.void(*args)
 
 
 def _type_name(t):
-    if isinstance(t, nbt.Array):
-        return f"{t.dtype}_{t.ndim}d"
-    return str(t)
+    return f"{t.dtype}_{t.ndim}d" if isinstance(t, nbt.Array) else str(t)
 
 
 def _compile_driver(kind, parallel, fty, xty, rty):
-    """A cached driver of ``kind`` for one signature of f; its own qualified name (its own cache files)."""
-    body = _BODIES[kind][1] if parallel else _BODIES[kind][0].py_func
-    suffix = f"_fc_{_type_name(xty)}_to_{_type_name(rty)}" + ("_parallel" if parallel else "")
+    """A cached driver of ``kind`` for one type of f, with its own qualified name (its own cache files)."""
+    body = _BODIES[kind][1 if parallel else 0]
+    suffix = f"_{_type_name(xty)}_to_{_type_name(rty)}"
     twin = _pytypes.FunctionType(body.__code__, body.__globals__, body.__name__ + suffix,
                                  body.__defaults__, body.__closure__)
     twin.__qualname__ = body.__qualname__ + suffix
     twin.__module__ = body.__module__
+    twin.__doc__ = body.__doc__
     flags = dict(NUMBA_EXACT_FLAGS, parallel=True) if parallel else dict(NUMBA_EXACT_FLAGS)
     return njit(_signature(kind, parallel, fty, xty), **flags)(twin)
 
@@ -426,63 +551,107 @@ def _compile_driver(kind, parallel, fty, xty, rty):
 def _driver(kind, parallel, fty, xty, rty):
     """The driver of ``kind`` for f's type (compiled or loaded once per process), None if it cannot be built."""
     key = (kind, parallel, xty, rty)
-    with _drivers_lock:
-        if key not in _drivers:
-            try:
-                _drivers[key] = _compile_driver(kind, parallel, fty, xty, rty)
-            except Exception:  # noqa: BLE001 - never fatal: the per-f kernels do the same work
-                _drivers[key] = None
-        return _drivers[key]
+    driver = _drivers.get(key, False)
+    if driver is False:
+        with _drivers_lock:
+            if key not in _drivers:
+                try:
+                    _drivers[key] = _compile_driver(kind, parallel, fty, xty, rty)
+                except Exception:  # noqa: BLE001 - never fatal: the per-f kernels do the same work
+                    _drivers[key] = None
+            driver = _drivers[key]
+    return driver
 
 
-def _owned(a, dtype, ndim):
-    return (type(a) is np.ndarray and a.dtype == dtype and a.ndim == ndim and a.flags.c_contiguous
-            and a.flags.writeable and a.flags.aligned)
+def _owned(a, dtype):
+    return (type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+            and a.flags.aligned)
+
+
+_x_types: dict = {}  # (dtype, ndim) -> Numba type of the owned C-contiguous x
+_f_addresses: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # f -> {x type: (cres, fc)}
 
 
 def _first_class(kind, f, x, args, *arrays):
-    """``(f's FunctionType, x's type, f's return type)`` if this call can use the cached drivers, else None.
+    """``(fty, jit_addr, c_addr, x type, f's return type)`` if this call can use the drivers, else None.
 
     The call qualifies when args is empty, x is an owned C-contiguous array of
     one or two dimensions of a supported dtype, f is compiled for exactly x's
     type (``timed_call`` compiled it) and returns a float (grad), a complex
-    (cgrad) or a C-contiguous 1-D/2-D array of a supported dtype (jac, cjac).
-    ``arrays`` (steps, out, ...) must be owned float64 arrays.
+    (cgrad) or a C-contiguous 1-D/2-D array of a supported dtype (jac, cjac),
+    and ``arrays`` (steps, out, ...) are owned float64 arrays.  f's addresses
+    are looked up once per compiled signature (and kept with it).
     """
     if type(args) is not tuple or args or x.ndim not in (1, 2) or x.dtype not in _X_DTYPES[kind]:
         return None
-    if not _owned(x, x.dtype, x.ndim) or not all(_owned(a, np.float64, a.ndim) for a in arrays):
+    if not _owned(x, x.dtype) or not all(_owned(a, np.float64) for a in arrays):
         return None
-    xty = nbt.Array(_numba_dtype(x.dtype), x.ndim, "C")
-    cres = getattr(f, "overloads", {}).get((xty,))
+    xkey = (x.dtype, x.ndim)
+    xty = _x_types.get(xkey)
+    if xty is None:
+        xty = _x_types.setdefault(xkey, nbt.Array(_numba_dtype(x.dtype), x.ndim, "C"))
+    try:
+        cres = f.overloads.get((xty,))
+        known = _f_addresses.get(f)
+    except (AttributeError, TypeError):
+        return None
     if cres is None:
         return None
-    rty = cres.signature.return_type
-    if kind in _F_SCALARS:
-        if rty not in _F_SCALARS[kind]:
-            return None
-    elif not (isinstance(rty, nbt.Array) and rty.dtype in _F_ARRAYS[kind] and rty.ndim in (1, 2)
-              and rty == nbt.Array(rty.dtype, rty.ndim, "C")):
+    if known is not None and xty in known and known[xty][0] is cres:
+        fc = known[xty][1]
+    else:
+        fc = _addresses(f, cres, xty)
+        _f_addresses.setdefault(f, {})[xty] = (cres, fc)
+    if fc is None:
         return None
-    return nbt.FunctionType(rty(xty)), xty, rty
+    rty = fc[4]
+    if kind in _F_SCALARS:
+        return fc if rty in _F_SCALARS[kind] else None
+    if isinstance(rty, nbt.Array) and rty.dtype in _F_ARRAYS[kind]:
+        return fc
+    return None
+
+
+def _addresses(f, cres, xty):
+    """``(fty, jit_addr, c_addr, xty, rty)`` of f's compiled signature for x, None if unsupported."""
+    rty = cres.signature.return_type
+    if not (rty in _F_SCALARS["grad"] or rty in _F_SCALARS["cgrad"]
+            or (isinstance(rty, nbt.Array) and rty.ndim in (1, 2)
+                and rty == nbt.Array(rty.dtype, rty.ndim, "C"))):
+        return None
+    fty = nbt.FunctionType(nb_signature(rty, xty))
+    try:
+        from numba.experimental import function_type
+
+        jit_addr = function_type._get_jit_address(f, fty.signature)
+        c_addr = function_type._get_wrapper_address(f, fty.signature)
+    except Exception:  # noqa: BLE001 - another Numba version: the per-f kernels
+        return None
+    if not (isinstance(jit_addr, int) and jit_addr > 0 and isinstance(c_addr, int) and c_addr > 0):
+        return None
+    return fty, jit_addr, c_addr, xty, rty
 
 
 def _kernels(kind, f, x, args, arrays, chunk, parallel):
     """``(serial, parallel)`` callables of a call: the cached first-class drivers where the call qualifies.
 
-    Each driver is compiled (or loaded from the cache) on its first use, so a
-    serial call never builds the parallel one; a driver that cannot be built
-    falls back to the per-f kernel (same arithmetic, same bits).
+    ``serial(f, *rest)`` and ``parallel(f, *rest)`` take the per-f kernels'
+    arguments.  Each driver is compiled (or loaded from the cache) on its first
+    use, so a serial call never builds the parallel one; a driver that cannot
+    be built falls back to the per-f kernel (same arithmetic, same bits).
     """
-    key = _first_class(kind, f, x, args, *arrays)
-    if key is None:
+    fc = _first_class(kind, f, x, args, *arrays)
+    if fc is None:
         return chunk, parallel
+    fty, jit_addr, c_addr, xty, rty = fc
 
-    def serial_fc(*a):
-        return (_driver(kind, False, *key) or chunk)(*a)
+    def serial_fc(f, *rest):
+        driver = _driver(kind, False, fty, xty, rty)
+        return chunk(f, *rest) if driver is None else driver(fty, jit_addr, c_addr, *rest)
 
-    def parallel_fc(*a):
-        return (_driver(kind, True, *key) or parallel)(*a)
+    def parallel_fc(f, *rest):
+        driver = _driver(kind, True, fty, xty, rty)
+        return parallel(f, *rest) if driver is None else driver(fty, jit_addr, c_addr, *rest)
 
     return serial_fc, parallel_fc
 
@@ -573,20 +742,27 @@ def _noop(x):
     return 0.0
 
 
-_call_overhead: list = []  # [seconds]: the cost of a Python call of a compiled function, measured once
+@njit(**NUMBA_FLAGS)
+def _noop_array(x):
+    return x[:1]
 
 
-def _overhead():
-    if not _call_overhead:
+_call_overhead: dict = {}  # returns an array? -> seconds of a Python call of a compiled function
+
+
+def _overhead(array):
+    """What calling a compiled function from Python costs (returning a float or a new array), measured once."""
+    if array not in _call_overhead:
+        fn = _noop_array if array else _noop
         x = np.zeros(1)
-        _noop(x)
+        fn(x)
         best = np.inf
         for _ in range(5):
             t0 = time.perf_counter()
-            _noop(x)
+            fn(x)
             best = min(best, time.perf_counter() - t0)
-        _call_overhead.append(best)
-    return _call_overhead[0]
+        _call_overhead[array] = best
+    return _call_overhead[array]
 
 
 def timed_call(f, x, args, cheap=_config.USER_PARALLEL_MIN_NS * 1e-9):
@@ -609,7 +785,7 @@ def timed_call(f, x, args, cheap=_config.USER_PARALLEL_MIN_NS * 1e-9):
         f(xc, *args)
         again = time.perf_counter() - t0
         seconds = again if compiled else min(seconds, again)
-    return value, max(0.0, seconds - _overhead())
+    return value, max(0.0, seconds - _overhead(isinstance(value, np.ndarray)))
 
 
 # ---------------------------------------------------------------------------
