@@ -51,11 +51,21 @@ def _root() -> tuple[str | None, str]:
 CACHE_DIR, CACHE_OFF_REASON = _root()
 
 
-def install_locator() -> None:
-    """Put fastgrad's cache locator first in Numba's list (idempotent)."""
+def install_locator(tag: str = "") -> None:
+    """Put fastgrad's cache locator first in Numba's list (idempotent).
+
+    ``tag`` (the compile flags) names a sub-folder: Numba's cache index is keyed on
+    the source file and the signature, not on the flags, so code compiled under
+    other flags must live elsewhere.
+    """
     if CACHE_DIR is None:
         return
+    import hashlib
+
+    import numba
     from numba.core import caching
+
+    flavour = "flags-" + hashlib.sha1(f"{tag}|numba {numba.__version__}".encode()).hexdigest()[:12]
 
     class FastgradCacheLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
         """Numba cache of fastgrad's own kernels, in ``CACHE_DIR`` (never beside the sources)."""
@@ -63,7 +73,7 @@ def install_locator() -> None:
         def __init__(self, py_func, py_file):
             self._py_file = py_file
             self._lineno = py_func.__code__.co_firstlineno
-            self._cache_path = os.path.join(CACHE_DIR, self.get_suitable_cache_subpath(py_file))
+            self._cache_path = os.path.join(CACHE_DIR, flavour, self.get_suitable_cache_subpath(py_file))
 
         def get_cache_path(self):
             return self._cache_path

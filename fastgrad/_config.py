@@ -95,16 +95,19 @@ class BackendUnavailableError(RuntimeError):
 FASTMATH = frozenset({"reassoc", "contract", "nsz"})
 # The on-disk cache lives outside the package (fastgrad/_cache.py), or is off
 # (one warning) where no writable folder exists.
-_cache.install_locator()
-_cache.warn_if_off()
 NUMBA_FLAGS = {"cache": _cache.CACHE_DIR is not None, "nogil": True, "fastmath": set(FASTMATH),
                "error_model": "numpy"}
+# Numba keys its cache on the source file, not on these flags: the cache folder
+# is tagged with them, so changing a flag can never load code compiled without it.
+_cache.install_locator(tag=repr(sorted((k, sorted(v) if isinstance(v, set) else v) for k, v in NUMBA_FLAGS.items())))
+_cache.warn_if_off()
 NUMBA_PARALLEL_FLAGS = dict(NUMBA_FLAGS, parallel=True)
 # Kernels taking a user's function as an argument (numgrad/numjac over an @njit f):
 # compiled once per user function and not cached (a dispatcher argument defeats
 # Numba's cache), without fastmath so the compiled path is bitwise equal to the
 # Python path over the same f.
 NUMBA_USER_FLAGS = dict(NUMBA_FLAGS, cache=False, fastmath=False)
+NUMBA_USER_PARALLEL_FLAGS = dict(NUMBA_USER_FLAGS, parallel=True)  # the benchmarks' evaluation floors
 # Compiled functions that must agree bit for bit with their Python twin (no fastmath), cached.
 NUMBA_EXACT_FLAGS = dict(NUMBA_FLAGS, fastmath=False)
 

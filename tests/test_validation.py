@@ -120,5 +120,5 @@ def test_check_positive_int():
 
 
 def test_unknown_backend_rejected_before_work():
-    with pytest.raises(ValueError, match=re.escape("unknown backend 'cuda'; choose one of 'numba', 'cython', 'numpy'")):
+    with pytest.raises(ValueError, match=re.escape("unknown backend 'cuda'; choose one of 'cython', 'numba', 'numpy'")):
         fastgrad.mse_grad(A, y, w, backend="cuda")

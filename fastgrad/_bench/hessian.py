@@ -131,7 +131,7 @@ register_check(Check("taylor_test sin chain (8,), right, h^2-scaled and negated 
 # Benchmark: numhess of an @njit f, n = 200, vs its evaluation floor and numdifftools
 
 
-@njit(**dict(_config.NUMBA_USER_FLAGS, parallel=True))
+@njit(**_config.NUMBA_USER_PARALLEL_FLAGS)
 def _evaluation_floor(f, x, n_evals, n_chunks, out):
     """``n_evals`` evaluations of f split over ``n_chunks`` prange chunks, one element perturbed each time."""
     n = x.size

@@ -206,7 +206,8 @@ def _numjac_check(backend, rng):
     f = _user_f(xsinx_elementwise, backend)
     diag = np.diag(_dxsinx(x).ravel())
     return [(fastgrad.numjac(f, x), diag.reshape(3, 4, 3, 4)),
-            (fastgrad.numjac(f, x, flatten=True), diag)]
+            (fastgrad.numjac(f, x, flatten=True, order="C"), diag),
+            (fastgrad.numjac(f, x, flatten=True), np.diag(_dxsinx(x).ravel(order="F")))]  # 'F', the default
 
 
 register_check(Check("numjac x sin x elementwise (3, 4)", ("numjac",), _numjac_check))
