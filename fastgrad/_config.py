@@ -87,11 +87,11 @@ class BackendUnavailableError(RuntimeError):
 # fastmath allows re-association and FMA contraction (so reductions vectorise)
 # but never the no-NaN/no-Inf flags: NaN and Inf in the data must propagate.
 # No 'arcp' (reciprocal approximation) either: together with 'reassoc' it made
-# a kernel loaded from Numba's on-disk cache give other bits than the same kernel
-# freshly compiled (the softmax cross-entropy gradient differed in the last
-# digit), so results depended on the state of the cache.  Without it, fresh and
-# cached code agree bit for bit; the kernels' speed was unchanged (no division
-# sits in a hot loop).
+# the softmax cross-entropy kernel loaded from Numba's on-disk cache give other
+# bits than the same kernel freshly compiled; the kernels' speed was unchanged
+# (no division sits in a hot loop).  (Freshly compiled Numba code can still
+# differ in the last bit from cached code for some kernels, depending on what
+# was compiled before it in the process; see benchmarks/README.md.)
 FASTMATH = frozenset({"reassoc", "contract", "nsz"})
 # The on-disk cache lives outside the package (fastgrad/_cache.py), or is off
 # (one warning) where no writable folder exists.

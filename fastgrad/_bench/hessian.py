@@ -50,7 +50,7 @@ def sin_chain_hessian(x):
 
 def _user_f(f, backend):
     """The numba backend differentiates the @njit f (the compiled loop), the others its Python function."""
-    return f if backend == "numba" else f.py_func
+    return f if backend == "numba" else getattr(f, "py_func", f)
 
 
 # ---------------------------------------------------------------------------

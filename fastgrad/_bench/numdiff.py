@@ -156,7 +156,12 @@ register(Case(
 
 
 def _user_f(f, backend):
-    return f if backend == "numba" else f.py_func
+    return f if backend == "numba" else _py(f)
+
+
+def _py(f):
+    """The Python function of a dispatcher (f itself under NUMBA_DISABLE_JIT=1)."""
+    return getattr(f, "py_func", f)
 
 
 def _mse_numgrad_check(N, D, K, dtype, method):
@@ -249,9 +254,9 @@ def _approx_fprime_check(backend, rng):
     steps = np.geomspace(1e-8, 1e-6, 6)
     return [
         (fastgrad.approx_fprime(x, f, 1.4901161193847656e-08, 0.5),
-         optimize.approx_fprime(x, cubic.py_func, 1.4901161193847656e-08, 0.5)),
-        (fastgrad.approx_fprime(x, f, steps, 2.0), optimize.approx_fprime(x, cubic.py_func, steps, 2.0)),
-        (fastgrad.approx_fprime(x, F, 1e-7, 1.5), optimize.approx_fprime(x, cubes.py_func, 1e-7, 1.5)),
+         optimize.approx_fprime(x, _py(cubic), 1.4901161193847656e-08, 0.5)),
+        (fastgrad.approx_fprime(x, f, steps, 2.0), optimize.approx_fprime(x, _py(cubic), steps, 2.0)),
+        (fastgrad.approx_fprime(x, F, 1e-7, 1.5), optimize.approx_fprime(x, _py(cubes), 1e-7, 1.5)),
     ]
 
 
@@ -270,8 +275,8 @@ def _check_grad_check(backend, rng):
         return _dcubic(x, c) + off
 
     return [
-        (fastgrad.check_grad(f, _dcubic, x, 0.5), optimize.check_grad(cubic.py_func, _dcubic, x, 0.5)),
-        (fastgrad.check_grad(f, wrong, x, 0.5), optimize.check_grad(cubic.py_func, wrong, x, 0.5)),
+        (fastgrad.check_grad(f, _dcubic, x, 0.5), optimize.check_grad(_py(cubic), _dcubic, x, 0.5)),
+        (fastgrad.check_grad(f, wrong, x, 0.5), optimize.check_grad(_py(cubic), wrong, x, 0.5)),
         (fastgrad.check_grad(f, wrong, x, 0.5), 5.0),  # |off| = 5, the forward differences good to ~1e-7
     ]
 
