@@ -116,6 +116,14 @@ def _extensions() -> list:
         )
         for pyx in sorted(glob(os.path.join("fastgrad", "_cython", "*.pyx")))
     ]
+    try:
+        return _cythonize(cythonize, extensions)
+    except Exception as exc:  # noqa: BLE001 - a Cython error leaves a working pure-Python install
+        warnings.warn(NO_CYTHON.format(why=f"Cython could not translate the kernels ({exc})"), stacklevel=1)
+        return []
+
+
+def _cythonize(cythonize, extensions):
     return cythonize(
         extensions,
         compiler_directives={

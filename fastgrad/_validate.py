@@ -169,8 +169,9 @@ def check_out(out: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 class MSEInputs(NamedTuple):
     """Validated inputs of the MSE kernels.
 
-    A : (N, D) float32/float64 of any strides (C, Fortran, sliced, negative),
-        never written and never copied unless its dtype needed converting.
+    A : (N, D) float32/float64 of any strides (C, Fortran, sliced, negative,
+        zero), never written; copied only when its dtype or byte order needs
+        converting or it is not aligned (strides in whole elements).
     Y : (N, K) C-contiguous float32/float64 (a view of y when y is contiguous,
         else an O(N K) copy), never written.
     WT : (K, D) C-contiguous float64 (a transposed copy of w).
@@ -254,6 +255,8 @@ def mse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool = Fal
     Y = as_contiguous(y.reshape(N, K) if y.ndim == 1 else y)
     WT = w.reshape(1, D).astype(np.float64) if w.ndim == 1 else np.array(w.T, dtype=np.float64, order="C")
     scale = 1.0 / (N * K) if reduction == "mean" else 1.0
+    if not A.flags.aligned:  # packed records, odd byte offsets: the kernels need whole-element strides
+        A = np.array(A, order="K")
     return MSEInputs(A, Y, WT, w.shape, dtype, scale)  # A in place, whatever its strides
 
 

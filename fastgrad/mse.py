@@ -7,7 +7,9 @@ shape (N,) or (N, K), the residual is ``r = y - A w`` and
 * ``mse_grad``  : g_jk = -(2/(N K)) sum_i a_ij (y_ik - sum_l a_il w_lk)
   (seed 000: dW = -(2/N) A^T (Y - A W)), an array shaped like w.
 
-All three functions share one fused kernel: a single pass over the rows of A.
+All three functions share one fused kernel: a single pass over A, read in place
+whatever its layout (C order row by row; Fortran order, as ``DataFrame.to_numpy()``
+gives, in tiles of rows column by column; see ``fastgrad/_numba/mse.py``).
 """
 
 from __future__ import annotations
@@ -56,8 +58,12 @@ def mse_loss_and_grad(
     Parameters
     ----------
     A : array_like of shape (N, D)
-        Inputs; any strides or order (a C-contiguous copy is made only if A is
-        not C-contiguous), never written.
+        Inputs, read in place whatever their order or strides: C or Fortran
+        order (``DataFrame.to_numpy()``, ``A.T``), row or column slices,
+        negative strides, read-only arrays, ``np.memmap``; a pandas DataFrame
+        works as it is.  Never written; copied only when the dtype must be
+        converted (not float32/float64, or non-native byte order) or A is not
+        aligned.
     y : array_like of shape (N,) or (N, K)
         Targets, 1-D when w is 1-D, 2-D when w is 2-D.
     w : array_like of shape (D,) or (D, K)
@@ -118,9 +124,11 @@ def mse_grad(
 ) -> np.ndarray:
     r"""Gradient of the linear-model MSE wrt w: ``g_jk = -(2/(N K)) sum_i a_ij (y_ik - sum_l a_il w_lk)``.
 
-    Seed 000's ``dW = -(2/N) A^T (Y - A W)``, computed in one fused pass over the
-    rows of A (each row's residual is accumulated into the gradient at once;
-    extra memory O(D K), never O(N)).  Parameters as :func:`mse_loss_and_grad`.
+    Seed 000's ``dW = -(2/N) A^T (Y - A W)``, computed in one fused pass over A
+    (each row's residual is accumulated into the gradient at once, or, for a
+    Fortran-order A, each tile of rows' residuals while the tile is in cache;
+    extra memory O(D K), never O(N); A of any layout is read in place).
+    Parameters as :func:`mse_loss_and_grad`.
 
     Returns
     -------
@@ -304,7 +312,7 @@ def mse_numgrad(
     code = METHOD_CODES[method]
     N = v.A.shape[0]
     G = np.empty((D, K))
-    # the numdiff kernels read A row by row: a C-contiguous copy of any other layout
+    # the numdiff kernels read C-contiguous rows: a copy of A in any other layout
     _config.kernels("numdiff", backend).mse_numgrad_into(
         _validate.as_contiguous(v.A), v.Y, WT, HH, code, v.scale, G, _config.threads_for(N * D * K))
     G = G.reshape(v.w_shape)

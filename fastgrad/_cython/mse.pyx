@@ -34,10 +34,14 @@ cdef enum:
     # requested from memory (the hardware prefetcher alone runs too short)
     PREFETCH_BYTES = 8192
     CACHE_LINE = 64
-    # column tiles: T rows with T x D elements of A (and T x K residuals) about
-    # TILE_BYTES, so that the tile is still in L2 for the gradient pass; T a
-    # multiple of TILE_ALIGN (as fastgrad/_numba/mse.py)
-    TILE_BYTES = 131072
+    # column tiles of T rows: T x D elements of A (and T x K residuals) about
+    # TILE_BYTES, so that the tile is still in L2 for the gradient pass, but each
+    # column run at least COLUMN_RUN_BYTES and the tile at most TILE_MAX_BYTES;
+    # T a multiple of TILE_ALIGN (the same T as fastgrad/_numba/mse.py, whose
+    # comments give the measurements)
+    TILE_BYTES = 262144
+    COLUMN_RUN_BYTES = 4096
+    TILE_MAX_BYTES = 4194304
     TILE_ALIGN = 8
 
 
@@ -79,9 +83,96 @@ cdef double mse_block(const floating_a* A, const floating_y* Y, const double* WT
     """``G[k, j] += sum_i a_ij r_ik`` over rows start <= i < stop; return ``sum_ik r_ik**2``.
 
     ``r_ik = y_ik - sum_j a_ij w_jk``; sums over j run in float64 whatever A's type.
-    A is C-contiguous (N, D) here; ``block_rows`` takes any row stride.
     """
-    return block_rows(A, D, Y, WT, D, K, start, stop, G)
+    cdef Py_ssize_t i = start, j, k
+    cdef Py_ssize_t ahead = GROUP + PREFETCH_BYTES // max(D * <Py_ssize_t>sizeof(floating_a), 1)
+    cdef double sq = 0.0, s, s0, s1, s2, s3, r_ik, r0, r1, r2, r3
+    cdef const floating_a* a0
+    cdef const floating_a* a1
+    cdef const floating_a* a2
+    cdef const floating_a* a3
+    cdef const floating_a* p
+    cdef const double* w_k
+    cdef double* g_k
+    if K == 1:
+        # one output: w and g are plain vectors, y_i = Y[i]
+        w_k = WT
+        g_k = G
+        while i + GROUP <= stop:
+            # the prefetch of the group `ahead` rows on goes in two halves: before
+            # the dot products and before the gradient update
+            if i + ahead + GROUP <= stop:
+                p = A + (i + ahead) * D
+                prefetch_rows(<const char*>p, <const char*>(p + HALF * D))
+            a0 = A + i * D
+            a1 = a0 + D
+            a2 = a1 + D
+            a3 = a2 + D
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            for j in range(D):
+                s0 = s0 + a0[j] * w_k[j]
+                s1 = s1 + a1[j] * w_k[j]
+                s2 = s2 + a2[j] * w_k[j]
+                s3 = s3 + a3[j] * w_k[j]
+            r0 = Y[i] - s0
+            r1 = Y[i + 1] - s1
+            r2 = Y[i + 2] - s2
+            r3 = Y[i + 3] - s3
+            sq = sq + ((r0 * r0 + r1 * r1) + (r2 * r2 + r3 * r3))
+            if i + ahead + GROUP <= stop:
+                p = A + (i + ahead + HALF) * D
+                prefetch_rows(<const char*>p, <const char*>(p + HALF * D))
+            for j in range(D):
+                g_k[j] = g_k[j] + ((a0[j] * r0 + a1[j] * r1) + (a2[j] * r2 + a3[j] * r3))
+            i = i + GROUP
+    else:
+        # GROUP rows at a time: w_k and g_k are read once per group
+        while i + GROUP <= stop:
+            if i + ahead + GROUP <= stop:
+                p = A + (i + ahead) * D
+                prefetch_rows(<const char*>p, <const char*>(p + GROUP * D))
+            a0 = A + i * D
+            a1 = a0 + D
+            a2 = a1 + D
+            a3 = a2 + D
+            for k in range(K):
+                w_k = WT + k * D
+                g_k = G + k * D
+                s0 = 0.0
+                s1 = 0.0
+                s2 = 0.0
+                s3 = 0.0
+                for j in range(D):
+                    s0 = s0 + a0[j] * w_k[j]
+                    s1 = s1 + a1[j] * w_k[j]
+                    s2 = s2 + a2[j] * w_k[j]
+                    s3 = s3 + a3[j] * w_k[j]
+                r0 = Y[i * K + k] - s0
+                r1 = Y[(i + 1) * K + k] - s1
+                r2 = Y[(i + 2) * K + k] - s2
+                r3 = Y[(i + 3) * K + k] - s3
+                sq = sq + ((r0 * r0 + r1 * r1) + (r2 * r2 + r3 * r3))
+                for j in range(D):
+                    g_k[j] = g_k[j] + ((a0[j] * r0 + a1[j] * r1) + (a2[j] * r2 + a3[j] * r3))
+            i = i + GROUP
+    # the last stop - i < GROUP rows one at a time
+    while i < stop:
+        a0 = A + i * D
+        for k in range(K):
+            w_k = WT + k * D
+            g_k = G + k * D
+            s = 0.0
+            for j in range(D):
+                s = s + a0[j] * w_k[j]
+            r_ik = Y[i * K + k] - s
+            sq = sq + r_ik * r_ik
+            for j in range(D):
+                g_k[j] = g_k[j] + a0[j] * r_ik
+        i = i + 1
+    return sq
 
 
 cdef double block_rows(const floating_a* A, Py_ssize_t lda, const floating_y* Y, const double* WT,
@@ -89,8 +180,10 @@ cdef double block_rows(const floating_a* A, Py_ssize_t lda, const floating_y* Y,
                        double* G) noexcept nogil:
     """``mse_block`` for rows that are contiguous, row i at ``A + i * lda`` (lda may be negative).
 
-    Rows in groups of four (w_k and g_k read once per group), the last few one
-    at a time, with software prefetch ``ahead`` rows on.
+    The same sums as ``mse_block`` (rows in groups of four, w_k and g_k read once
+    per group, the last few rows one at a time, software prefetch ``ahead`` rows
+    on); a copy, so that the C-order kernel is compiled exactly as it was (with
+    the row stride a variable, GCC made it 7-27% slower at D = 16..64).
     """
     cdef Py_ssize_t i = start, j, k
     cdef Py_ssize_t ahead = GROUP + PREFETCH_BYTES // max(D * <Py_ssize_t>sizeof(floating_a), 1)
@@ -180,34 +273,37 @@ cdef double block_rows(const floating_a* A, Py_ssize_t lda, const floating_y* Y,
 
 
 cdef inline Py_ssize_t tile_rows(Py_ssize_t D, Py_ssize_t K, Py_ssize_t itemsize) noexcept nogil:
-    """Rows per column tile: T x D elements of A and T x K residuals fill about TILE_BYTES.
+    """Rows per column tile, from TILE_BYTES, COLUMN_RUN_BYTES and TILE_MAX_BYTES.
 
     A function of (D, K, dtype) only: the tiles, like the blocks, never depend
     on the thread count.
     """
-    cdef Py_ssize_t t = TILE_BYTES // max(D * itemsize + 8 * K, 1)
+    cdef Py_ssize_t row = max(D * itemsize + 8 * K, 1)  # bytes of A and of the residuals per row
+    cdef Py_ssize_t t = max(TILE_BYTES // row, COLUMN_RUN_BYTES // itemsize)
+    t = min(t, TILE_MAX_BYTES // row)
     return max(<Py_ssize_t>TILE_ALIGN, t // TILE_ALIGN * TILE_ALIGN)
 
 
-cdef double block_tiles(const floating_a* A, Py_ssize_t ldc, Py_ssize_t N,
-                        const floating_y* Y, const double* WT,
+cdef double block_tiles(const floating_a* A, Py_ssize_t ldc, const floating_y* Y, const double* WT,
                         Py_ssize_t D, Py_ssize_t K, Py_ssize_t start, Py_ssize_t stop,
                         double* G) noexcept nogil:
     """``mse_block`` for columns that are contiguous, column j at ``A + j * ldc``.
 
     Tiles of T rows in row order.  Per tile: the residuals ``R[k, :]`` formed
     four columns at a time down the tile (A read from memory), then the
-    gradient four columns at a time over the same tile (A in cache) while the
-    same columns of the next tile (of this block or, at its end, of the next
-    one; N rows in all) are prefetched.
+    gradient over the same tile (A in cache), last columns first.
     """
     cdef Py_ssize_t T = tile_rows(D, K, <Py_ssize_t>sizeof(floating_a))
-    cdef Py_ssize_t i0, n, ahead, t, j, k
-    cdef double sq = 0.0, w0, w1, w2, w3, s0, s1, s2, s3
+    cdef Py_ssize_t i0, n, t, j, k
+    cdef double sq = 0.0, w0, w1, w2, w3, s0, s1, s2, s3, s4, s5, s6, s7
     cdef const floating_a* c0
     cdef const floating_a* c1
     cdef const floating_a* c2
     cdef const floating_a* c3
+    cdef const floating_a* c4
+    cdef const floating_a* c5
+    cdef const floating_a* c6
+    cdef const floating_a* c7
     cdef double* r
     cdef double* R = <double*>malloc((T * K + 1) * sizeof(double))
     if R == NULL:  # no memory for the residuals of a tile: the same sums, one row at a time
@@ -215,7 +311,6 @@ cdef double block_tiles(const floating_a* A, Py_ssize_t ldc, Py_ssize_t N,
     i0 = start
     while i0 < stop:
         n = min(T, stop - i0)
-        ahead = min(T, N - (i0 + n))
         for k in range(K):
             r = R + k * T
             for t in range(n):
@@ -247,16 +342,27 @@ cdef double block_tiles(const floating_a* A, Py_ssize_t ldc, Py_ssize_t N,
             r = R + k * T
             for t in range(n):
                 sq = sq + r[t] * r[t]
-        j = 0
-        while j + 4 <= D:
+        # the gradient, from the last column to the first (the columns read last
+        # by the residual pass are the likeliest still in L2): the last D % 4
+        # one at a time, then four if D // 4 is odd, then eight at a time (GCC
+        # vectorises each sum into one chain of FMAs, whose latency four chains
+        # left exposed)
+        j = D
+        while j > D // 4 * 4:
+            j = j - 1
+            c0 = A + j * ldc + i0
+            for k in range(K):
+                r = R + k * T
+                s0 = 0.0
+                for t in range(n):
+                    s0 = s0 + c0[t] * r[t]
+                G[k * D + j] += s0
+        if (j // 4) % 2 == 1:
+            j = j - 4
             c0 = A + j * ldc + i0
             c1 = c0 + ldc
             c2 = c1 + ldc
             c3 = c2 + ldc
-            prefetch_rows(<const char*>(c0 + n), <const char*>(c0 + n + ahead))
-            prefetch_rows(<const char*>(c1 + n), <const char*>(c1 + n + ahead))
-            prefetch_rows(<const char*>(c2 + n), <const char*>(c2 + n + ahead))
-            prefetch_rows(<const char*>(c3 + n), <const char*>(c3 + n + ahead))
             for k in range(K):
                 r = R + k * T
                 s0 = 0.0
@@ -272,17 +378,43 @@ cdef double block_tiles(const floating_a* A, Py_ssize_t ldc, Py_ssize_t N,
                 G[k * D + j + 1] += s1
                 G[k * D + j + 2] += s2
                 G[k * D + j + 3] += s3
-            j = j + 4
-        while j < D:
+        while j >= 8:
+            j = j - 8
             c0 = A + j * ldc + i0
-            prefetch_rows(<const char*>(c0 + n), <const char*>(c0 + n + ahead))
+            c1 = c0 + ldc
+            c2 = c1 + ldc
+            c3 = c2 + ldc
+            c4 = c3 + ldc
+            c5 = c4 + ldc
+            c6 = c5 + ldc
+            c7 = c6 + ldc
             for k in range(K):
                 r = R + k * T
                 s0 = 0.0
+                s1 = 0.0
+                s2 = 0.0
+                s3 = 0.0
+                s4 = 0.0
+                s5 = 0.0
+                s6 = 0.0
+                s7 = 0.0
                 for t in range(n):
                     s0 = s0 + c0[t] * r[t]
+                    s1 = s1 + c1[t] * r[t]
+                    s2 = s2 + c2[t] * r[t]
+                    s3 = s3 + c3[t] * r[t]
+                    s4 = s4 + c4[t] * r[t]
+                    s5 = s5 + c5[t] * r[t]
+                    s6 = s6 + c6[t] * r[t]
+                    s7 = s7 + c7[t] * r[t]
                 G[k * D + j] += s0
-            j = j + 1
+                G[k * D + j + 1] += s1
+                G[k * D + j + 2] += s2
+                G[k * D + j + 3] += s3
+                G[k * D + j + 4] += s4
+                G[k * D + j + 5] += s5
+                G[k * D + j + 6] += s6
+                G[k * D + j + 7] += s7
         i0 = i0 + n
     free(R)
     return sq
@@ -318,9 +450,9 @@ cdef void partials_strided(const floating_a* A, Py_ssize_t sr, Py_ssize_t sc, Py
                            double* G, double* SQ, Py_ssize_t nb, int n_threads) noexcept nogil:
     """``mse_partials`` for A of any strides ``(sr, sc)`` in elements, the block function by layout.
 
-    Contiguous rows (sc == 1; C order when sr == D): ``block_rows``, exactly
-    ``mse_block`` for C order; contiguous columns (sr == 1): ``block_tiles``;
-    else ``block_strided``.  G is (nb, K, D) C-contiguous, SQ (nb,).
+    C order (sc == 1, sr == D): ``mse_block``; other contiguous rows (sc == 1):
+    ``block_rows``; contiguous columns (sr == 1): ``block_tiles``; else
+    ``block_strided``.  G is (nb, K, D) C-contiguous, SQ (nb,).
     """
     cdef Py_ssize_t b, start, stop
     for b in prange(nb, schedule='static', num_threads=n_threads, use_threads_if=n_threads > 1):
@@ -328,10 +460,12 @@ cdef void partials_strided(const floating_a* A, Py_ssize_t sr, Py_ssize_t sc, Py
         stop = start + rows
         if stop > N:
             stop = N
-        if sc == 1:
+        if sc == 1 and sr == D:  # C order: today's kernel, as compiled for mse_partials
+            SQ[b] = mse_block(A, Y, WT, D, K, start, stop, G + b * K * D)
+        elif sc == 1:
             SQ[b] = block_rows(A, sr, Y, WT, D, K, start, stop, G + b * K * D)
         elif sr == 1:
-            SQ[b] = block_tiles(A, sc, N, Y, WT, D, K, start, stop, G + b * K * D)
+            SQ[b] = block_tiles(A, sc, Y, WT, D, K, start, stop, G + b * K * D)
         else:
             SQ[b] = block_strided(A, sr, sc, Y, WT, D, K, start, stop, G + b * K * D)
 

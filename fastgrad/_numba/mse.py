@@ -73,11 +73,23 @@ CACHE_LINE = 64
 # (2 threads, interleaved against the read-once floor) that ran at 1.02-1.07x
 # the floor at D = 16..512 float64, against 1.04-1.16x with one burst per group.
 HALF = GROUP // 2
-# Column tiles (A with contiguous columns): T rows at a time, T x D elements of A
-# (plus the T x K residuals) about TILE_BYTES, so that the tile read from memory
-# for the residuals is still in L2 (512 KiB per core here) for the gradient pass.
-TILE_BYTES = 128 * 1024
-# Tiles have a multiple of TILE_ALIGN rows (whole vectors down a column), at least TILE_ALIGN.
+# Column tiles (A with contiguous columns): T rows at a time, the tile read from
+# memory for the residuals and again, from cache, for the gradient.  T x D
+# elements of A (plus the T x K residuals) about TILE_BYTES, so that the tile
+# stays in L2 (512 KiB per core here) between the two passes; but each column run
+# at least COLUMN_RUN_BYTES (whole pages for the hardware prefetcher: at D = 512
+# float64, 32-row tiles ran at 2.5x the floor, 512-row ones at 1.2x, serial) and
+# the tile at most TILE_MAX_BYTES (then it stays in L3).  A multiple of TILE_ALIGN
+# rows.  Measured with 2 threads, medians interleaved against the read-once floor
+# of the same bytes: 1.1-1.2x at (10^6, 16) and (2*10^5, 512) float64, 1.24-1.32x
+# at (10^6, 64) float32, which converts every element to float64 twice (once per
+# pass) and is compute-bound.  Tried and dropped: software prefetch of the next
+# tile in bursts (1.3-2x slower than the hardware prefetcher alone), a float64
+# copy of a float32 tile (the extra stores cost more than the conversions), the
+# gradient pass of a tile fused with the residual pass of the next (no gain).
+TILE_BYTES = 256 * 1024
+COLUMN_RUN_BYTES = 4096
+TILE_MAX_BYTES = 4 * 1024 * 1024
 TILE_ALIGN = 8
 # A group's rows are indexed as u, u + _1, ... with u = np.uint64(i): an unsigned
 # index carries no negative-index wraparound code (a compare and a select per
@@ -91,8 +103,12 @@ _3 = np.uint64(3)
 row_blocks = njit(**NUMBA_FLAGS)(_config.row_blocks)
 
 
-def _prefetch_codegen(locality):
-    """Code generator of a prefetch of the cache line holding ``A[i, t]`` (LLVM locality 0..3)."""
+@intrinsic
+def _prefetch(typingctx, A, i, t):
+    """Ask the CPU to start loading the cache line holding element ``t`` of the
+    memory that starts at ``A[i, 0]`` (t may pass the end of row i: the rows are
+    contiguous).  A hint: no effect on any result, never faults."""
+    sig = types.void(A, i, t)
 
     def codegen(context, builder, signature, args):
         aryty = signature.args[0]
@@ -103,26 +119,10 @@ def _prefetch_codegen(locality):
         i32 = llir.IntType(32)
         fnty = llir.FunctionType(llir.VoidType(), [i8p.type, i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
-        builder.call(fn, [i8p, i32(0), i32(locality), i32(1)])  # read, locality, data
+        builder.call(fn, [i8p, i32(0), i32(0), i32(1)])  # read, non-temporal (NTA), data
         return context.get_dummy_value()
 
-    return codegen
-
-
-@intrinsic
-def _prefetch(typingctx, A, i, t):
-    """Ask the CPU to start loading the cache line holding element ``t`` of the
-    memory that starts at ``A[i, 0]`` (t may pass the end of row i: the rows are
-    contiguous).  Non-temporal (A is read once).  A hint: no effect on any
-    result, never faults."""
-    return types.void(A, i, t), _prefetch_codegen(0)
-
-
-@intrinsic
-def _prefetch_keep(typingctx, A, i, j):
-    """Ask the CPU to load the cache line holding ``A[i, j]`` into every cache
-    level (a tile is read twice: it must stay in L2).  A hint, never faults."""
-    return types.void(A, i, j), _prefetch_codegen(3)
+    return sig, codegen
 
 
 @intrinsic
@@ -142,9 +142,6 @@ def _itemsize(typingctx, A):
 if numba_config.DISABLE_JIT:  # pragma: no cover - exercised in a subprocess by the tests
     # NUMBA_DISABLE_JIT=1 runs the kernels as Python: the intrinsics have no Python form
     def _prefetch(A, i, t):
-        """No-op: a prefetch hint has no effect on any result."""
-
-    def _prefetch_keep(A, i, j):
         """No-op: a prefetch hint has no effect on any result."""
 
     def _itemsize(A):
@@ -182,14 +179,6 @@ def _prefetch_rows_impl(A, i, rows, stop):
                     _prefetch(A, i + r, t)
 
     return strided
-
-
-@njit(**NUMBA_FLAGS)
-def _prefetch_column(A, i, n, j):
-    """Hint the CPU to load ``A[i:i + n, j]`` (a column run, contiguous or not) into every cache level."""
-    step = max(1, CACHE_LINE // max(abs(A.strides[0]), 1))  # rows per cache line
-    for t in range(0, n, step):
-        _prefetch_keep(A, i + t, j)
 
 
 @njit(**NUMBA_FLAGS)
@@ -305,23 +294,24 @@ def _block_rows(A, Y, WT, start, stop, G):
 
 @njit(**NUMBA_FLAGS)
 def _tile_rows(D, K, itemsize):
-    """Rows per column tile: T x D elements of A and T x K residuals fill about TILE_BYTES.
+    """Rows per column tile, from TILE_BYTES, COLUMN_RUN_BYTES and TILE_MAX_BYTES.
 
     A function of (D, K, dtype) only, so the tiles, like the blocks, never depend
     on the thread count.
     """
-    t = TILE_BYTES // max(D * itemsize + 8 * K, 1)
+    row = max(D * itemsize + 8 * K, 1)  # bytes of A and of the residuals per row
+    t = max(TILE_BYTES // row, COLUMN_RUN_BYTES // itemsize)
+    t = min(t, TILE_MAX_BYTES // row)
     return max(TILE_ALIGN, t // TILE_ALIGN * TILE_ALIGN)
 
 
 @njit(**NUMBA_FLAGS)
-def _tile(A, Y, WT, i0, i1, G, R, ahead):
+def _tile(A, Y, WT, i0, i1, G, R):
     r"""One tile of rows ``i0 <= i < i1``: ``G[k, j] += sum_i a_ij r_ik``; returns ``sum_ik r_ik**2``.
 
     First the residuals ``R[k, :] = y_ik - sum_j a_ij w_jk``, four columns of A
     at a time down the tile (A read from memory); then the gradient, four
-    columns at a time over the same tile (A in cache), while the next
-    ``ahead`` rows of the same columns are prefetched for the next tile.
+    columns at a time over the same tile (A in cache), last columns first.
     """
     n = i1 - i0
     D = A.shape[1]
@@ -358,10 +348,21 @@ def _tile(A, Y, WT, i0, i1, G, R, ahead):
         r = R[k]
         for t in range(n):
             sq += r[t] * r[t]
-    j = 0
-    while j + 4 <= D:
-        for q in range(4):
-            _prefetch_column(A, i1, ahead, j + q)
+    # the gradient from the last column to the first: the columns read last by
+    # the residual pass are the likeliest still in L2 (a tile of 512 rows at
+    # D = 512 is 2 MiB: 1.31-1.33x -> 1.24-1.27x the floor at 2 threads)
+    j = D
+    while j > D // 4 * 4:
+        j -= 1
+        c0 = A[i0:i1, j]
+        for k in range(K):
+            r = R[k]
+            s0 = 0.0
+            for t in range(n):
+                s0 += c0[t] * r[t]
+            G[k, j] += s0
+    while j >= 4:
+        j -= 4
         c0 = A[i0:i1, j]
         c1 = A[i0:i1, j + 1]
         c2 = A[i0:i1, j + 2]
@@ -381,17 +382,6 @@ def _tile(A, Y, WT, i0, i1, G, R, ahead):
             G[k, j + 1] += s1
             G[k, j + 2] += s2
             G[k, j + 3] += s3
-        j += 4
-    while j < D:
-        _prefetch_column(A, i1, ahead, j)
-        c0 = A[i0:i1, j]
-        for k in range(K):
-            r = R[k]
-            s0 = 0.0
-            for t in range(n):
-                s0 += c0[t] * r[t]
-            G[k, j] += s0
-        j += 1
     return sq
 
 
@@ -399,15 +389,13 @@ def _tile(A, Y, WT, i0, i1, G, R, ahead):
 def _block_tiles(A, Y, WT, start, stop, G):
     r"""One row block in column tiles (A's columns contiguous): tiles of T rows in
     row order, T from :func:`_tile_rows`.  See :func:`mse_block`."""
-    N, D = A.shape
+    D = A.shape[1]
     K = Y.shape[1]
     T = _tile_rows(D, K, _itemsize(A))
     R = np.empty((K, T))
     sq = 0.0
     for i0 in range(start, stop, T):
-        i1 = min(i0 + T, stop)
-        # prefetch the next tile's rows, into the next block's first tile at the end
-        sq += _tile(A, Y, WT, i0, i1, G, R, min(T, N - i1))
+        sq += _tile(A, Y, WT, i0, min(i0 + T, stop), G, R)
     return sq
 
 
