@@ -4,7 +4,7 @@ It turns arbitrary array-likes into checked, dtype-resolved, contiguous arrays
 and raises, before any work is done, errors that name the offending argument
 and the shapes involved.  Kernels assume its post-conditions and say so.
 
-Rules (SPEC section 1):
+Rules (shared by every public function):
 
 * float64 and float32 are native; other real inputs (bool, int, uint, float16,
   longdouble) are converted to float64; complex, object, string, datetime
@@ -291,7 +291,7 @@ def check_chain(mats: Sequence[np.ndarray], names: Sequence[str]) -> None:
 
 # ---------------------------------------------------------------------------
 # Neural-network gradients and training (nn.py, train.py).
-# Row-major batches (seed 001): X (N, D), W (D, C), b (C,), Z = X W + b.
+# Row-major batches (one sample per row): X (N, D), W (D, C), b (C,), Z = X W + b.
 
 NN_ACTIVATIONS = tuple(_config.ACTIVATION_CODES)  # the kernels take the codes
 NN_LOSSES = tuple(_config.LOSS_CODES)

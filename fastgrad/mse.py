@@ -1,11 +1,11 @@
-r"""Linear-model mean squared error: loss and gradient (seeds 000 and 004).
+r"""Linear-model mean squared error: loss and gradient (docs/derivations.md, "MSE gradient of a linear model").
 
 With A of shape (N, D), weights w of shape (D,) or (D, K) and targets y of
 shape (N,) or (N, K), the residual is ``r = y - A w`` and
 
 * ``mse_loss``  = (1/(N K)) sum_ik r_ik^2     (``reduction='sum'``: sum_ik r_ik^2)
 * ``mse_grad``  : g_jk = -(2/(N K)) sum_i a_ij (y_ik - sum_l a_il w_lk)
-  (seed 000: dW = -(2/N) A^T (Y - A W)), an array shaped like w.
+  (matrix form: dW = -(2/N) A^T (Y - A W)), an array shaped like w.
 
 All three functions share one fused kernel: a single pass over A, read in place
 whatever its layout (C order row by row; Fortran order, as ``DataFrame.to_numpy()``
@@ -124,7 +124,7 @@ def mse_grad(
 ) -> np.ndarray:
     r"""Gradient of the linear-model MSE wrt w: ``g_jk = -(2/(N K)) sum_i a_ij (y_ik - sum_l a_il w_lk)``.
 
-    Seed 000's ``dW = -(2/N) A^T (Y - A W)``, computed in one fused pass over A
+    The matrix form ``dW = -(2/N) A^T (Y - A W)``, computed in one fused pass over A
     (each row's residual is accumulated into the gradient at once, or, for a
     Fortran-order A, each tile of rows' residuals while the tile is in cache;
     extra memory O(D K), never O(N); A of any layout is read in place).
@@ -251,7 +251,7 @@ def mse_numgrad(
 ) -> np.ndarray:
     r"""Numerical gradient of the linear-model MSE, every perturbed loss really evaluated.
 
-    Seed 004's central difference ``(L(w + h e_jk) - L(w - h e_jk)) / 2h`` for
+    The central difference ``(L(w + h e_jk) - L(w - h e_jk)) / 2h`` for
     every weight, with ``L(w) = (1/(N K)) sum_ik r_ik^2``, ``r = y - A w``.  The
     loss at ``w + o h e_jk`` is formed from the residual instead of from scratch::
 

@@ -1,10 +1,10 @@
 # cython: language_level=3
-r"""Cython kernels for the linear-model MSE loss and gradient (seeds 000 and 004).
+r"""Cython kernels for the linear-model MSE loss and gradient (docs/derivations.md, "MSE gradient of a linear model").
 
 With A (N, D), Y (N, K), W (D, K) and ``r_ik = y_ik - sum_l a_il w_lk``::
 
     loss = scale * sum_ik r_ik**2
-    g_jk = -2 * scale * sum_i a_ij r_ik        (seed 000: dW = -(2/N) A^T (Y - A W))
+    g_jk = -2 * scale * sum_i a_ij r_ik        (matrix form: dW = -(2/N) A^T (Y - A W))
 
 One fused pass over A, read in place whatever its strides; rows split into a
 fixed partition of blocks (given by the caller, a function of N only), each

@@ -1,10 +1,10 @@
-r"""Numba kernels for the linear-model MSE loss and gradient (seeds 000 and 004).
+r"""Numba kernels for the linear-model MSE loss and gradient (docs/derivations.md, "MSE gradient of a linear model").
 
 With A (N, D), targets Y (N, K), weights W (D, K) and residuals
 ``r_ik = y_ik - sum_l a_il w_lk``::
 
     loss     = scale * sum_i sum_k r_ik**2
-    g_jk     = -2 * scale * sum_i a_ij r_ik            (seed 000: dW = -(2/N) A^T (Y - A W))
+    g_jk     = -2 * scale * sum_i a_ij r_ik            (matrix form: dW = -(2/N) A^T (Y - A W))
 
 with ``scale = 1/(N K)`` for the mean and 1 for the sum.
 
