@@ -10,6 +10,7 @@ re-association and FMA contraction (so reductions vectorise) but never
 Environment:
   FASTGRAD_NO_OPENMP=1        build without OpenMP even if available
   FASTGRAD_PORTABLE_BUILD=1   do not add -march=native (for wheels run elsewhere)
+  FASTGRAD_BUILD_JOBS=n       translate and compile with n parallel jobs (default: every core)
 """
 
 import os
@@ -41,8 +42,21 @@ NO_CYTHON = (
 )
 
 
+def _jobs() -> int:
+    """Parallel jobs for translating and compiling the extensions: every core (FASTGRAD_BUILD_JOBS overrides)."""
+    try:
+        return max(1, int(os.environ.get("FASTGRAD_BUILD_JOBS", "") or os.cpu_count() or 1))
+    except ValueError:
+        return max(1, os.cpu_count() or 1)
+
+
 class OptionalBuildExt(build_ext):
     """Build the Cython extensions if possible; never fail the install because of them."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None and _jobs() > 1:
+            self.parallel = _jobs()  # compile the extensions side by side
 
     def run(self):
         try:
@@ -126,6 +140,7 @@ def _extensions() -> list:
 def _cythonize(cythonize, extensions):
     return cythonize(
         extensions,
+        nthreads=_jobs() if _jobs() > 1 else 0,
         compiler_directives={
             "language_level": 3,
             "boundscheck": False,

@@ -18,8 +18,10 @@ from .hessian import hesscheck, numhess, numhess_diag, numhvp
 from .identities import dinv, grad_det, grad_logdet, grad_sq_norm_affine, grad_trace_AXB, jacobian_inv
 from .kron import KronOperator, jacobian_AXB, jacobian_Wx, kron, matmul_jacobian, unvec, vec
 from .mse import MSEObjective, mse_grad, mse_loss, mse_loss_and_grad, mse_numgrad
+from .mse_second_order import mse_hessian, mse_hessp
 from .nn import dense_backward, dense_forward, mlp2_loss_and_grad
 from .numdiff import numgrad, numjac
+from .sparsity import detect_sparsity, group_columns
 from .taylor import TaylorResult, taylor_test
 from .train import FitResult, fit_linear
 
@@ -38,9 +40,13 @@ __all__ = [
     "mse_grad",
     "mse_loss_and_grad",
     "MSEObjective",
+    "mse_hessp",
+    "mse_hessian",
     # numerical differentiation
     "numgrad",
     "numjac",
+    "group_columns",
+    "detect_sparsity",
     "mse_numgrad",
     "approx_fprime",
     "check_grad",

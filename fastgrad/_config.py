@@ -44,11 +44,14 @@ __all__ = [
     "NUMBA_USER_FLAGS",
     "PARALLEL_MIN_WORK",
     "USER_PARALLEL_MIN_NS",
+    "USER_WORKERS_MIN_S",
     "STREAM_PARALLEL_MIN",
     "FILL_PARALLEL_MIN",
     "MAX_ROW_BLOCKS",
     "MIN_ROWS_PER_BLOCK",
     "row_blocks",
+    "sparse_row_blocks",
+    "SPARSE_PARTIALS_BYTES",
     "threads_for",
     "kernels",
     "user_function_kernels",
@@ -70,7 +73,7 @@ BACKEND_PACKAGES = {
     "numba": "fastgrad._numba",
     "numpy": "fastgrad._numpy",
 }
-FAMILIES = ("mse", "numdiff", "kron", "nn")
+FAMILIES = ("mse", "numdiff", "kron", "nn", "mse_hessp", "mse_sparse")
 BACKENDS = tuple(BACKEND_PACKAGES)  # in order of preference
 
 # The default: the compiled backend with no compile wait, Cython where its
@@ -132,6 +135,11 @@ PARALLEL_MIN_WORK = 1 << 17
 # for n = 2).  Below 200 us of work the pool cannot win much, and may lose a lot.
 USER_PARALLEL_MIN_NS = 200_000
 
+# numgrad/numjac of a Python f with workers=n (threads) use the pool only when
+# the evaluations together take at least this long (timed on f(x)): starting a
+# pool and handing out its tasks costs ~1 ms, more than a small problem takes.
+USER_WORKERS_MIN_S = 0.005
+
 # Elementwise passes of the network kernels (bias + activation, loss, o sigma')
 # are memory-bound and sit between BLAS calls whose own thread pool is still
 # spinning: on a 2-core machine a parallel launch there lost more
@@ -157,6 +165,24 @@ def row_blocks(N):
     """
     rows = (N + MAX_ROW_BLOCKS - 1) // MAX_ROW_BLOCKS
     return max(rows, MIN_ROWS_PER_BLOCK)
+
+
+# A sparse A (CSR) may be wide (D in the millions): every row block keeps its own
+# (D, K) gradient partial, so for wide data the blocks are made larger until the
+# partials together stay under this many bytes (still a function of the shape only).
+SPARSE_PARTIALS_BYTES = 1 << 25
+
+
+def sparse_row_blocks(N, D, K):
+    """Rows per block of a CSR A's row partition: ``row_blocks(N)``, or more rows when the
+    blocks' (D, K) float64 partials would pass SPARSE_PARTIALS_BYTES.  Depends on the shape only.
+
+    The Numba kernels compile this very function (``row_blocks``'s rule is written
+    out here, as a compiled function cannot call a Python one).
+    """
+    rows = max((N + MAX_ROW_BLOCKS - 1) // MAX_ROW_BLOCKS, MIN_ROWS_PER_BLOCK)  # row_blocks(N)
+    cap = max(1, SPARSE_PARTIALS_BYTES // max(8 * D * K, 1))
+    return max(rows, (N + cap - 1) // cap)
 
 
 def threads_for(work: int, min_work: int = PARALLEL_MIN_WORK) -> int:

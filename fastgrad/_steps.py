@@ -5,6 +5,10 @@ rounding error O(eps/h); the default step ``c * max(1, |x_i|)`` with
 ``c = eps^(1/(p+1))`` balances the two (docs/derivations.md, "Limits and finite
 differences").  The complex step ``Im f(x + i h e_j) / h`` has no subtraction,
 so h can be tiny (1e-20).
+
+``'adaptive'`` is no stencil of its own: Richardson extrapolation over a
+geometric sequence of central differences (``fastgrad._adaptive``), offered by
+numgrad, numjac and numhess (``check_method(method, adaptive=True)``).
 """
 
 from __future__ import annotations
@@ -16,15 +20,19 @@ import numpy as np
 from . import _validate
 from ._config import METHOD_CODES, METHOD_ORDER
 
-__all__ = ["METHODS", "METHOD_CODES", "METHOD_ORDER", "check_method", "default_step", "default_steps"]
+__all__ = ["METHODS", "ADAPTIVE", "ADAPTIVE_METHODS", "METHOD_CODES",
+           "METHOD_ORDER", "check_method", "default_step", "default_steps"]
 
-METHODS = tuple(METHOD_CODES)
+METHODS = tuple(METHOD_CODES)  # the stencils of the kernels, in the order of their codes
+ADAPTIVE = "adaptive"
+ADAPTIVE_METHODS = METHODS + (ADAPTIVE,)
 _EXPONENT = {"forward": 1 / 2, "backward": 1 / 2, "central": 1 / 3, "five-point": 1 / 5}
 _COMPLEX_STEP = 1e-20
 
 
-def check_method(method: Any) -> str:
-    return _validate.check_choice(method, "method", METHODS)
+def check_method(method: Any, adaptive: bool = False) -> str:
+    """method, if it is one of ``METHODS`` (or ``'adaptive'`` when allowed), else ``ValueError`` listing them."""
+    return _validate.check_choice(method, "method", ADAPTIVE_METHODS if adaptive else METHODS)
 
 
 def default_step(dtype: np.dtype, method: str) -> float:

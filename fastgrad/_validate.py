@@ -37,6 +37,18 @@ __all__ = [
     "check_out",
     "check_step",
     "check_positive_int",
+    "check_alpha",
+    "check_sample_weight_shape",
+    "check_sample_weight_values",
+    "check_intercept_shape",
+    "SparseA",
+    "is_sparse",
+    "sparse_inputs",
+    "MSEHesspInputs",
+    "mse_hessp_inputs",
+    "mse_hessian_inputs",
+    "SparseMSEInputs",
+    "mse_sparse_inputs",
     "mse_inputs",
     "mse_shapes",
     "is_plain_vector_problem",
@@ -75,8 +87,8 @@ def as_array(x: Any, name: str) -> np.ndarray:
     if _is_sparse(x):
         raise TypeError(
             f"{name} is a scipy.sparse {type(x).__name__}; this function takes dense arrays only "
-            f"(pass {name}.toarray()); the Kronecker/Jacobian builders can return sparse results "
-            f"with format='csr'"
+            f"(pass {name}.toarray()); mse_hessp and mse_hessian take a scipy.sparse CSR/CSC A, and "
+            f"the Kronecker/Jacobian builders can return sparse results with format='csr'"
         )
     try:
         return np.asarray(x)
@@ -177,7 +189,12 @@ class MSEInputs(NamedTuple):
     WT : (K, D) C-contiguous float64 (a transposed copy of w).
     w_shape : the shape of the gradient.
     dtype : the result dtype.
-    scale : 1/(N*K) for reduction='mean', 1 for 'sum'.
+    scale : 1/(N*K) for reduction='mean' (1/(K sum_i s_i) with sample weights),
+        1 for 'sum'.
+    s : (N,) C-contiguous float64 sample weights (finite, >= 0, not all 0), or None.
+    b : (K,) C-contiguous float64 intercept (a scalar repeated K times), or None.
+    b_shape : the shape of the intercept's gradient: () for a scalar, (K,), or None.
+    alpha : the ridge coefficient, a finite float >= 0.
     """
 
     A: np.ndarray
@@ -186,6 +203,10 @@ class MSEInputs(NamedTuple):
     w_shape: tuple[int, ...]
     dtype: np.dtype
     scale: float
+    s: np.ndarray | None = None
+    b: np.ndarray | None = None
+    b_shape: tuple[int, ...] | None = None
+    alpha: float = 0.0
 
 
 _REDUCTIONS = ("mean", "sum")
@@ -238,9 +259,11 @@ def is_plain_vector_problem(A: Any, y: Any, w: Any, reduction: str, check_finite
     return False
 
 
-def mse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool = False) -> MSEInputs:
-    """Validate ``(A, y, w)`` for the MSE functions; see :class:`MSEInputs`."""
-    if is_plain_vector_problem(A, y, w, reduction, check_finite_):
+def mse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool = False, *,
+               sample_weight: Any = None, intercept: Any = None, alpha: Any = 0.0) -> MSEInputs:
+    """Validate ``(A, y, w)`` and the model's keywords for the MSE functions; see :class:`MSEInputs`."""
+    plain = sample_weight is None and intercept is None and type(alpha) is float and alpha == 0.0
+    if plain and is_plain_vector_problem(A, y, w, reduction, check_finite_):
         N, D = A.shape
         return MSEInputs(A, y.reshape(N, 1), w.reshape(1, D), w.shape, _F64, 1.0 / N)
     if reduction not in _REDUCTIONS:
@@ -249,15 +272,72 @@ def mse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool = Fal
     y = as_real(y, "y")
     w = as_real(w, "w")
     N, D, K = mse_shapes(A, y, w, reduction)
+    alpha = check_alpha(alpha)
+    s = None if sample_weight is None else as_real(sample_weight, "sample_weight")
+    b = None if intercept is None else as_real(intercept, "intercept")
+    if s is not None:
+        check_sample_weight_shape(s, N, A.shape)
+    if b is not None:
+        check_intercept_shape(b, K, w.shape)
     if check_finite_:
-        check_finite(A=A, y=y, w=w)
-    dtype = result_dtype(A, y, w)
+        check_finite(A=A, y=y, w=w, sample_weight=s, intercept=b)
+    total = 0.0
+    if s is not None:
+        total = check_sample_weight_values(s, reduction)
+    dtype = result_dtype(A, y, w, *(x for x in (s, b) if x is not None))
     Y = as_contiguous(y.reshape(N, K) if y.ndim == 1 else y)
     WT = w.reshape(1, D).astype(np.float64) if w.ndim == 1 else np.array(w.T, dtype=np.float64, order="C")
-    scale = 1.0 / (N * K) if reduction == "mean" else 1.0
+    if reduction == "mean":
+        scale = 1.0 / (K * total) if s is not None else 1.0 / (N * K)
+    else:
+        scale = 1.0
     if not A.flags.aligned:  # packed records, odd byte offsets: the kernels need whole-element strides
         A = np.array(A, order="K")
-    return MSEInputs(A, Y, WT, w.shape, dtype, scale)  # A in place, whatever its strides
+    s64 = None if s is None else np.ascontiguousarray(s, dtype=np.float64)
+    b64 = None if b is None else np.ascontiguousarray(np.broadcast_to(np.asarray(b, dtype=np.float64), (K,)))
+    b_shape = None if b is None else b.shape
+    # A in place, whatever its strides
+    return MSEInputs(A, Y, WT, w.shape, dtype, scale, s64, b64, b_shape, alpha)
+
+
+def check_alpha(alpha: Any, name: str = "alpha") -> float:
+    """The ridge coefficient as a float; ``TypeError``/``ValueError`` unless it is a finite real >= 0."""
+    if isinstance(alpha, bool | np.bool_) or not isinstance(alpha, int | float | np.integer | np.floating):
+        raise TypeError(f"{name} must be a real number >= 0, got {type(alpha).__name__}")
+    value = float(alpha)
+    if not (np.isfinite(value) and value >= 0.0):
+        raise ValueError(f"{name} must be finite and >= 0, got {alpha!r}")
+    return value
+
+
+def check_sample_weight_shape(s: Any, N: int, a_shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` unless the sample weights ``s`` have shape (N,), one per row of A."""
+    check_ndim(s, "sample_weight", (1,), "1-D (N,)")
+    if s.shape[0] != N:
+        raise ValueError(f"A has {N} rows but sample_weight has {s.shape[0]} entries "
+                         f"(A {a_shape}, sample_weight {s.shape})")
+
+
+def check_sample_weight_values(s: np.ndarray, reduction: str) -> float:
+    """Raise ``ValueError`` unless every weight is finite and >= 0 and they are not all 0; return their sum."""
+    bad = np.flatnonzero(~(np.isfinite(s) & (s >= 0)))
+    if bad.size:
+        raise ValueError(f"sample_weight must be finite and >= 0; sample_weight[{bad[0]}] is "
+                         f"{float(s[bad[0]])!r}")
+    total = float(np.sum(s, dtype=np.float64))
+    if total == 0.0:
+        why = ("the weighted mean divides by their sum" if reduction == "mean"
+               else "a fit with every weight 0 leaves nothing to fit")
+        raise ValueError(f"sample_weight is 0 for every row: {why}")
+    return total
+
+
+def check_intercept_shape(b: Any, K: int, w_shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` unless the intercept is a scalar or has shape (K,), one per output."""
+    check_ndim(b, "intercept", (0, 1), "a scalar or 1-D (K,)")
+    if b.ndim == 1 and b.shape[0] != K:
+        raise ValueError(f"w has {K} output{'s' if K != 1 else ''} but intercept has {b.shape[0]} entries "
+                         f"(w {w_shape}, intercept {b.shape})")
 
 
 # ---------------------------------------------------------------------------
@@ -483,3 +563,286 @@ def f_scalar(value: Any, name: str = "f") -> float:
     if arr.size != 1 or arr.ndim > 1:
         raise ValueError(f"{name} must return a scalar, got an array of shape {arr.shape}")
     return float(arr.reshape(()))
+
+
+# ---------------------------------------------------------------------------
+# MSE second order (mse_hessp, mse_hessian) and a scipy.sparse A.
+
+
+class SparseA(NamedTuple):
+    """A validated scipy.sparse CSR or CSC matrix, as the sparse kernels take it.
+
+    fmt : ``'csr'`` (row i holds entries ``indptr[i] <= p < indptr[i+1]``) or
+        ``'csc'`` (the same by columns).
+    indptr, indices : 1-D C-contiguous arrays of one integer dtype (int32 or
+        int64), the user's own arrays (never written); ``indptr`` nondecreasing
+        from 0, every index in range.
+    data : 1-D C-contiguous float32/float64 (the user's array, or a float64 copy
+        of other real data).
+    shape : (N, D).
+
+    Unsorted indices, explicit zeros and duplicate entries are accepted as they
+    are, without a copy: the kernels form ``sum_p data_p x[indices_p]`` and
+    scatter ``data_p t`` entry by entry, which is the matrix the entries
+    describe (duplicates add, as scipy reads them).
+    """
+
+    fmt: str
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    shape: tuple[int, int]
+
+
+def is_sparse(x: Any) -> bool:
+    """True for a ``scipy.sparse`` matrix or array (without importing scipy otherwise)."""
+    return _is_sparse(x)
+
+
+def sparse_inputs(A: Any, name: str = "A") -> SparseA:
+    """Validate a scipy.sparse CSR/CSC ``A`` (matrix or array type); see :class:`SparseA`.
+
+    Other sparse formats raise ``TypeError`` naming the conversion; malformed
+    index arrays (indices out of range, ``indptr`` not nondecreasing from 0)
+    raise ``ValueError``.  Costs one pass over the indices (their range), no copy.
+    """
+    fmt = getattr(A, "format", None)
+    if fmt not in ("csr", "csc"):
+        raise TypeError(f"{name} is a scipy.sparse {type(A).__name__} in {fmt!r} format; the MSE "
+                        f"functions take CSR or CSC: pass {name}.tocsr()")
+    if A.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (N, D), got a sparse array of shape {A.shape}")
+    N, D = A.shape
+    major, minor = (N, D) if fmt == "csr" else (D, N)
+    indptr, indices = np.asarray(A.indptr), np.asarray(A.indices)
+    if indptr.dtype != indices.dtype or indptr.dtype.kind != "i" or indptr.dtype.itemsize not in (4, 8):
+        itype = np.int64 if max(indptr.dtype.itemsize, indices.dtype.itemsize) > 4 else np.int32
+        indptr, indices = indptr.astype(itype), indices.astype(itype)
+    indptr, indices = as_contiguous(indptr), as_contiguous(indices)
+    data = as_real(A.data, f"{name}.data")
+    data = as_contiguous(data)
+    nnz = indices.shape[0]
+    if indptr.ndim != 1 or indptr.shape[0] != major + 1 or data.shape != (nnz,):
+        raise ValueError(f"{name} is a malformed {fmt.upper()} matrix: indptr has {indptr.shape[0]} entries "
+                         f"for {major} {'rows' if fmt == 'csr' else 'columns'}, indices {nnz}, data "
+                         f"{data.shape[0]}")
+    if indptr[0] != 0 or indptr[-1] > nnz or (major and np.any(indptr[1:] < indptr[:-1])):
+        raise ValueError(f"{name} is a malformed {fmt.upper()} matrix: indptr must rise from 0 to at most "
+                         f"nnz = {nnz} (A.check_format() tells more)")
+    if nnz and (int(indices.min()) < 0 or int(indices.max()) >= minor):
+        raise ValueError(f"{name} is a malformed {fmt.upper()} matrix: an index lies outside [0, {minor}) "
+                         f"(A.check_format() tells more)")
+    return SparseA(fmt, indptr, indices, data, (N, D))
+
+
+def _weights_and_scale(sample_weight: Any, N: int, K: int, a_shape: tuple[int, ...], reduction: str,
+                       check_finite_: bool) -> tuple[np.ndarray | None, float]:
+    """The sample weights as float64 (N,) (or None) and the reduction's scale (``1/(N K)``,
+    ``1/(K sum s)`` or 1)."""
+    if sample_weight is None:
+        return None, (1.0 / (N * K) if reduction == "mean" else 1.0)
+    s = as_real(sample_weight, "sample_weight")
+    check_sample_weight_shape(s, N, a_shape)
+    if check_finite_:
+        check_finite(sample_weight=s)
+    total = check_sample_weight_values(s, reduction)
+    s = np.ascontiguousarray(s, dtype=np.float64)
+    return s, (1.0 / (K * total) if reduction == "mean" else 1.0)
+
+
+def _matrix_input(A: Any) -> np.ndarray | SparseA:
+    """A dense A (any strides, in place; aligned) or a validated sparse one."""
+    if _is_sparse(A):
+        return sparse_inputs(A)
+    A = as_real(A, "A")
+    check_ndim(A, "A", (2,), "2-D (N, D)")
+    if not A.flags.aligned:
+        A = np.array(A, order="K")
+    return A
+
+
+def _no_rows(A_shape: tuple[int, ...], reduction: str) -> None:
+    if A_shape[0] == 0:
+        why = ("the mean over an empty sample axis is undefined" if reduction == "mean"
+               else "an empty sample axis leaves nothing to fit")
+        raise ValueError(f"A has 0 rows (shape {A_shape}): {why}")
+
+
+class MSEHesspInputs(NamedTuple):
+    """Validated inputs of ``mse_hessp``.
+
+    A : dense (N, D) float32/float64 of any strides (never written), or a :class:`SparseA`.
+    VT : (K, D) C-contiguous float64, the direction transposed (dense A).
+    V : (D, K) C-contiguous float64, the direction (sparse A).
+    s : (N,) C-contiguous float64 sample weights, or None.
+    scale, alpha : floats (see ``mse_hessp``).
+    v_shape : the shape of the result; dtype : the result dtype.
+    """
+
+    A: Any
+    VT: np.ndarray
+    V: np.ndarray
+    s: np.ndarray | None
+    scale: float
+    alpha: float
+    v_shape: tuple[int, ...]
+    dtype: np.dtype
+
+
+def mse_hessp_inputs(A: Any, v: Any, sample_weight: Any, alpha: Any, reduction: str,
+                     check_finite_: bool = False) -> MSEHesspInputs:
+    """Validate ``mse_hessp(A, v, ...)``; see :class:`MSEHesspInputs`."""
+    check_choice(reduction, "reduction", _REDUCTIONS)
+    A = _matrix_input(A)
+    v = as_real(v, "v")
+    check_ndim(v, "v", (1, 2), "1-D (D,) or 2-D (D, K), shaped like w")
+    N, D = A.shape
+    if v.shape[0] != D:
+        raise ValueError(f"A has {D} columns but v has {v.shape[0]} rows (A {A.shape}, v {v.shape})")
+    _no_rows(A.shape, reduction)
+    K = 1 if v.ndim == 1 else v.shape[1]
+    if K == 0 and reduction == "mean":
+        raise ValueError(f"v has 0 columns (shape {v.shape}): the mean over zero outputs is undefined")
+    alpha = check_alpha(alpha)
+    if check_finite_:
+        check_finite(A=A.data if isinstance(A, SparseA) else A, v=v)
+    s, scale = _weights_and_scale(sample_weight, N, K, A.shape, reduction, check_finite_)
+    a_dtype = A.data.dtype if isinstance(A, SparseA) else A.dtype
+    dtype = _F32 if a_dtype.char == "f" and v.dtype.char == "f" and (
+        sample_weight is None or np.asarray(sample_weight).dtype.char == "f") else _F64
+    V = np.ascontiguousarray(v.reshape(D, K), dtype=np.float64)
+    VT = np.ascontiguousarray(V.T)
+    return MSEHesspInputs(A, VT, V, s, scale, alpha, v.shape, dtype)
+
+
+def mse_hessian_inputs(A: Any, sample_weight: Any, alpha: Any, reduction: str,
+                       check_finite_: bool = False) -> tuple[Any, np.ndarray | None, float, float, np.dtype]:
+    """Validate ``mse_hessian(A, ...)``: ``(A, s, scale, alpha, dtype)``, A dense (any strides) or
+    scipy.sparse CSR/CSC as given; scale ``1/N`` (``1/sum s``) for the mean, per output."""
+    check_choice(reduction, "reduction", _REDUCTIONS)
+    sparse = _is_sparse(A)
+    Av = _matrix_input(A)
+    N = Av.shape[0]
+    _no_rows(Av.shape, reduction)
+    alpha = check_alpha(alpha)
+    if check_finite_:
+        check_finite(A=Av.data if sparse else Av)
+    s, scale = _weights_and_scale(sample_weight, N, 1, Av.shape, reduction, check_finite_)
+    a_dtype = Av.data.dtype if sparse else Av.dtype
+    dtype = _F32 if a_dtype.char == "f" and (
+        sample_weight is None or np.asarray(sample_weight).dtype.char == "f") else _F64
+    return (A if sparse else Av), s, scale, alpha, dtype
+
+
+class SparseMSEInputs(NamedTuple):
+    """Validated inputs of the MSE loss/gradient with a scipy.sparse A.
+
+    A : :class:`SparseA`; Y : (N, K) C-contiguous float32/float64; W : (D, K)
+    C-contiguous float64 (the weights); s, b : float64 (N,) / (K,) or None;
+    the other fields as in :class:`MSEInputs`.
+    """
+
+    A: SparseA
+    Y: np.ndarray
+    W: np.ndarray
+    w_shape: tuple[int, ...]
+    dtype: np.dtype
+    scale: float
+    s: np.ndarray | None
+    b: np.ndarray | None
+    b_shape: tuple[int, ...] | None
+    alpha: float
+
+
+def mse_sparse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool = False, *,
+                      sample_weight: Any = None, intercept: Any = None, alpha: Any = 0.0) -> SparseMSEInputs:
+    """Validate ``(A, y, w)`` with a scipy.sparse CSR/CSC ``A``; see :class:`SparseMSEInputs`."""
+    check_choice(reduction, "reduction", _REDUCTIONS)
+    Asp = sparse_inputs(A)
+    y = as_real(y, "y")
+    w = as_real(w, "w")
+    N, D, K = mse_shapes(A, y, w, reduction)
+    alpha = check_alpha(alpha)
+    b = None if intercept is None else as_real(intercept, "intercept")
+    if b is not None:
+        check_intercept_shape(b, K, w.shape)
+    if check_finite_:
+        check_finite(A=Asp.data, y=y, w=w, intercept=b)
+    s, scale = _weights_and_scale(sample_weight, N, K, A.shape, reduction, check_finite_)
+    floats = [Asp.data, y, w] + [np.asarray(x) for x in (sample_weight, b) if x is not None]
+    dtype = result_dtype(*floats)
+    Y = as_contiguous(y.reshape(N, K) if y.ndim == 1 else y)
+    W = np.ascontiguousarray(w.reshape(D, K), dtype=np.float64)
+    b64 = None if b is None else np.ascontiguousarray(np.broadcast_to(np.asarray(b, dtype=np.float64), (K,)))
+    return SparseMSEInputs(Asp, Y, W, w.shape, dtype, scale, s, b64, None if b is None else b.shape, alpha)
+
+
+# ---------------------------------------------------------------------------
+# Evaluating a user's f: workers, sparsity structures
+
+
+def check_workers(workers: Any) -> Any:
+    """``workers=`` of numgrad/numjac: None, an int >= 1, a ``concurrent.futures.Executor`` or a map-like callable."""
+    if workers is None:
+        return None
+    if isinstance(workers, (int, np.integer)) and not isinstance(workers, (bool, np.bool_)):
+        return check_positive_int(workers, "workers")
+    import concurrent.futures
+
+    if isinstance(workers, concurrent.futures.Executor) or callable(workers):
+        return workers
+    raise TypeError(
+        "workers must be an int (threads), a concurrent.futures.Executor or a map-like callable "
+        f"workers(func, iterable), got {type(workers).__name__}")
+
+
+def sparsity_structure(S: Any, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The structure ``S`` of numjac(sparsity=) as the CSR pattern ``(indptr, indices)`` (int64) of ``shape``.
+
+    ``S`` is array_like or scipy.sparse of shape (f.size, x.size); its nonzero
+    entries are the structurally nonzero ones (explicit zeros of a sparse S
+    are not; duplicates are summed first).  Booleans or real numbers only.
+    Column indices come sorted within each row.
+    """
+    import scipy.sparse as sp
+
+    if sp.issparse(S):
+        if S.ndim != 2 or S.shape != shape:
+            raise ValueError(f"sparsity has shape {S.shape} but the Jacobian has shape {shape} "
+                             "(f.size, x.size)")
+        if S.dtype.kind not in "biuf":
+            raise ValueError(f"sparsity must hold booleans or real numbers, got dtype {S.dtype}")
+        csr = sp.csr_array(S)
+        if not csr.has_canonical_format:
+            csr = csr.copy()
+            csr.sum_duplicates()
+        if not np.all(csr.data != 0):
+            csr = csr.copy()
+            csr.eliminate_zeros()
+    else:
+        try:
+            arr = np.asarray(S)
+        except Exception as exc:  # noqa: BLE001 - an object numpy cannot read
+            raise ValueError(f"sparsity must be array_like or scipy.sparse, got {type(S).__name__}") from exc
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"sparsity must hold booleans or real numbers, got dtype {arr.dtype}")
+        if arr.shape != shape:
+            raise ValueError(f"sparsity has shape {arr.shape} but the Jacobian has shape {shape} "
+                             "(f.size, x.size)")
+        csr = sp.csr_array(arr != 0)
+    return csr.indptr.astype(np.int64, copy=False), csr.indices.astype(np.int64, copy=False)
+
+
+def sparsity_groups(groups: Any, n: int) -> np.ndarray:
+    """Column groups of numjac(sparsity=(S, groups)): n non-negative integers."""
+    try:
+        g = np.asarray(groups)
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"sparsity groups must be integers, got {type(groups).__name__}") from exc
+    if g.dtype.kind not in "iu":
+        raise ValueError(f"sparsity groups must be integers, got dtype {g.dtype}")
+    if g.shape != (n,):
+        raise ValueError(f"sparsity groups have shape {g.shape} but x has {n} elements: one group per column")
+    if n and g.min() < 0:
+        raise ValueError("sparsity groups must be non-negative")
+    return g.astype(np.intp)

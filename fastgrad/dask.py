@@ -65,18 +65,22 @@ _SPLIT_EVERY = 8
 
 
 def _chunk_partial(A: np.ndarray, y: np.ndarray, w: np.ndarray, backend: str,
-                   check_finite: bool) -> np.ndarray:
-    """``[sum_ik r_ik^2, -2 sum_i a_ij r_ik (raveled)]`` of one row chunk, float64.
+                   check_finite: bool, s: np.ndarray | None = None, b: np.ndarray | None = None) -> np.ndarray:
+    """``[sum_ik s_i r_ik^2, -2 sum_i a_ij s_i r_ik (raveled), -2 sum_i s_i r_ik (b given)]`` of one
+    row chunk, float64, with ``r = y - A w - b``.
 
     ``w`` is float64, so the in-memory kernel returns its float64 partial
-    (float32 chunks are still read as float32 and accumulated in float64).
+    (float32 chunks are still read as float32 and accumulated in float64);
+    ``s`` the chunk's sample weights or None, ``b`` the (K,) float64 intercept or None.
     """
-    part = np.zeros(1 + w.size)
+    part = np.zeros(1 + w.size + (0 if b is None else b.size))
     if A.shape[0] == 0:  # an empty chunk (e.g. after slicing) adds nothing
         return part
-    loss, g = _mse.mse_loss_and_grad(A, y, w, reduction="sum", check_finite=check_finite, backend=backend)
+    loss, g, gb = _mse._sum_partial(A, y, w, s, b, check_finite, backend)
     part[0] = loss
-    part[1:] = g.reshape(-1)
+    part[1:1 + w.size] = g.reshape(-1)
+    if gb is not None:
+        part[1 + w.size:] = gb
     return part
 
 
@@ -89,10 +93,20 @@ def _sum_partials(*parts: np.ndarray) -> np.ndarray:
 
 
 def _finish_partial(total: np.ndarray, scale: float, w_shape: tuple[int, ...], dtype: np.dtype,
-                    what: str) -> Any:
-    """Scale the summed partial and shape it like the in-memory functions' results."""
+                    what: str, w: np.ndarray | None = None, alpha: float = 0.0,
+                    b_shape: tuple[int, ...] | None = None) -> Any:
+    """Scale the summed partial, add the ridge term ``alpha sum w^2`` (gradient ``2 alpha w``)
+    and shape it like the in-memory functions' results."""
+    nw = int(np.prod(w_shape))
     loss = float(scale * total[0])
-    grad = (scale * total[1:]).reshape(w_shape).astype(dtype, copy=False)
+    grad = (scale * total[1:1 + nw]).reshape(w_shape)
+    if alpha:
+        loss += alpha * float(np.sum(w * w))
+        grad = grad + (2.0 * alpha) * w
+    grad = grad.astype(dtype, copy=False)
+    if b_shape is not None:
+        gb = scale * total[1 + nw:]
+        grad = (grad, float(np.sum(gb)) if b_shape == () else gb.astype(dtype, copy=False))
     if what == "loss":
         return loss
     if what == "grad":
@@ -122,7 +136,8 @@ def _check_known_chunks(arr: da.Array, name: str) -> None:
 
 
 def _run(A: Any, y: Any, w: Any, reduction: str, out: np.ndarray | None, check_finite: bool,
-         backend: str | None, compute: bool, what: str) -> Any:
+         backend: str | None, compute: bool, what: str, sample_weight: Any = None, intercept: Any = None,
+         alpha: Any = 0.0) -> Any:
     """Validate, build the chunked graph, compute it (or not); ``what`` in loss/grad/both."""
     if not isinstance(compute, bool):
         raise TypeError(f"compute must be True or False, got {compute!r}")
@@ -130,12 +145,17 @@ def _run(A: Any, y: Any, w: Any, reduction: str, out: np.ndarray | None, check_f
         raise ValueError("out= needs compute=True (with compute=False the result is a dask.delayed object)")
     if dask.is_dask_collection(w):
         w = w.compute()  # w is small: (D,) or (D, K)
+    if dask.is_dask_collection(intercept):
+        intercept = intercept.compute()
+    if dask.is_dask_collection(sample_weight):
+        sample_weight = sample_weight.compute()  # N numbers (A holds N D): checked here, then split
 
     if not isinstance(A, da.Array):
         # In memory already: the in-memory function (y computed if it is a dask array).
         if dask.is_dask_collection(y):
             y = y.compute()
-        kw = {"reduction": reduction, "check_finite": check_finite, "backend": backend}
+        kw = {"reduction": reduction, "check_finite": check_finite, "backend": backend,
+              "sample_weight": sample_weight, "intercept": intercept, "alpha": alpha}
         if what != "loss":
             kw["out"] = out
         fn = {"loss": _mse.mse_loss, "grad": _mse.mse_grad, "both": _mse.mse_loss_and_grad}[what]
@@ -154,12 +174,20 @@ def _run(A: Any, y: Any, w: Any, reduction: str, out: np.ndarray | None, check_f
         y_probe = y
     _check_known_chunks(A, "A")
     N, D, K = _validate.mse_shapes(A, y, w, reduction)
-    dtype = _validate.result_dtype(a_probe, y_probe, w)
+    alpha = _validate.check_alpha(alpha)
+    s = None if sample_weight is None else _validate.as_real(sample_weight, "sample_weight")
+    b = None if intercept is None else _validate.as_real(intercept, "intercept")
+    if s is not None:
+        _validate.check_sample_weight_shape(s, N, A.shape)
+    if b is not None:
+        _validate.check_intercept_shape(b, K, w.shape)
+    if check_finite:
+        _validate.check_finite(w=w, sample_weight=s, intercept=b)
+    total_weight = None if s is None else _validate.check_sample_weight_values(s, reduction)
+    dtype = _validate.result_dtype(a_probe, y_probe, w, *(x for x in (s, b) if x is not None))
     w_shape = w.shape
     if out is not None:
         _validate.check_out(out, w_shape, dtype)
-    if check_finite:
-        _validate.check_finite(w=w)
     if A.numblocks[1] > 1:
         raise ValueError(
             f"A is chunked along its columns ({A.numblocks[1]} column chunks {A.chunks[1]}); each chunk "
@@ -175,20 +203,33 @@ def _run(A: Any, y: Any, w: Any, reduction: str, out: np.ndarray | None, check_f
         y = y.rechunk(y_chunks)
 
     w64 = np.array(w, dtype=np.float64)  # float64 partials (see _chunk_partial)
+    b64 = None if b is None else np.ascontiguousarray(np.broadcast_to(np.asarray(b, dtype=np.float64), (K,)))
     partial = dask.delayed(_chunk_partial, pure=True)
     a_blocks = A.to_delayed().reshape(-1)
     y_blocks = y.to_delayed().reshape(-1)
-    parts = [partial(a, b, w64, name, bool(check_finite)) for a, b in zip(a_blocks, y_blocks, strict=True)]
-    scale = 1.0 / (N * K) if reduction == "mean" else 1.0
-    result = dask.delayed(_finish_partial, pure=True)(_tree_sum(parts), scale, w_shape, dtype, what)
+    if s is None:
+        s_blocks = [None] * len(a_blocks)
+    else:  # the sample weights follow A's row chunks
+        s_blocks = da.from_array(np.asarray(s, dtype=np.float64), chunks=(A.chunks[0],)).to_delayed().reshape(-1)
+    parts = [partial(a, yb, w64, name, bool(check_finite), sb, b64)
+             for a, yb, sb in zip(a_blocks, y_blocks, s_blocks, strict=True)]
+    if reduction == "mean":
+        scale = 1.0 / (N * K) if s is None else 1.0 / (K * total_weight)
+    else:
+        scale = 1.0
+    result = dask.delayed(_finish_partial, pure=True)(_tree_sum(parts), scale, w_shape, dtype, what, w64,
+                                                      alpha, None if b is None else b.shape)
     if not compute:
         return result
     result = result.compute()
     if out is None or what == "loss":
         return result
     grad = result if what == "grad" else result[1]
-    out[...] = grad
-    return out if what == "grad" else (result[0], out)
+    if b is None:
+        out[...] = grad
+        return out if what == "grad" else (result[0], out)
+    out[...] = grad[0]
+    return (out, grad[1]) if what == "grad" else (result[0], (out, grad[1]))
 
 
 def mse_loss_and_grad(
@@ -197,6 +238,9 @@ def mse_loss_and_grad(
     w: Any,
     *,
     reduction: str = "mean",
+    sample_weight: Any = None,
+    intercept: Any = None,
+    alpha: float = 0.0,
     out: np.ndarray | None = None,
     check_finite: bool = False,
     backend: str | None = None,
@@ -226,8 +270,18 @@ def mse_loss_and_grad(
     w : array_like of shape (D,) or (D, K)
         Weights (a dask w is computed first: it is small).
     reduction : {'mean', 'sum'}
+    sample_weight : array_like of shape (N,), optional
+        Non-negative row weights, as :func:`fastgrad.mse_loss_and_grad`; split
+        like A's rows (a dask array is computed first: N numbers, checked in
+        the calling process).
+    intercept : float or array_like of shape (K,), optional
+        The model's intercept b (``r = y - A w - b``); when given the gradient is
+        ``(grad_w, grad_b)`` as :func:`fastgrad.mse_loss_and_grad` returns it.
+    alpha : float
+        Ridge coefficient: ``alpha sum w^2`` added once to the loss, ``2 alpha w``
+        to the gradient.
     out : ndarray, optional
-        Array shaped like w, of the result dtype, to write the gradient into
+        Array shaped like w, of the result dtype, to write the gradient of w into
         (only with ``compute=True``).
     check_finite : bool
         Raise ``ValueError`` on NaN/Inf; w is checked at once, each chunk of A and
@@ -244,8 +298,8 @@ def mse_loss_and_grad(
     Returns
     -------
     loss : float
-    grad : ndarray shaped like w
-        float32 only when A, y and w all are float32 (the sums are float64).
+    grad : ndarray shaped like w, or ``(grad_w, grad_b)`` when ``intercept`` is given
+        float32 only when every array input is float32 (the sums are float64).
 
     Raises
     ------
@@ -262,7 +316,8 @@ def mse_loss_and_grad(
     >>> round(loss, 6), np.round(g, 6).tolist()
     (4.666667, [-14.666667, -18.666667])
     """
-    return _run(A, y, w, reduction, out, check_finite, backend, compute, "both")
+    return _run(A, y, w, reduction, out, check_finite, backend, compute, "both", sample_weight, intercept,
+                alpha)
 
 
 def mse_grad(
@@ -271,6 +326,9 @@ def mse_grad(
     w: Any,
     *,
     reduction: str = "mean",
+    sample_weight: Any = None,
+    intercept: Any = None,
+    alpha: float = 0.0,
     out: np.ndarray | None = None,
     check_finite: bool = False,
     backend: str | None = None,
@@ -293,7 +351,8 @@ def mse_grad(
     >>> fgd.mse_grad(A, np.array([1., 2., 3.]), np.zeros(2), reduction="sum").tolist()
     [-44.0, -56.0]
     """
-    return _run(A, y, w, reduction, out, check_finite, backend, compute, "grad")
+    return _run(A, y, w, reduction, out, check_finite, backend, compute, "grad", sample_weight, intercept,
+                alpha)
 
 
 def mse_loss(
@@ -302,6 +361,9 @@ def mse_loss(
     w: Any,
     *,
     reduction: str = "mean",
+    sample_weight: Any = None,
+    intercept: Any = None,
+    alpha: float = 0.0,
     check_finite: bool = False,
     backend: str | None = None,
     compute: bool = True,
@@ -322,7 +384,8 @@ def mse_loss(
     >>> fgd.mse_loss(A, np.array([1., 2.]), np.zeros(2))
     2.5
     """
-    return _run(A, y, w, reduction, None, check_finite, backend, compute, "loss")
+    return _run(A, y, w, reduction, None, check_finite, backend, compute, "loss", sample_weight, intercept,
+                alpha)
 
 
 # ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _config, _validate
+from . import _adaptive, _config, _validate
 from ._steps import default_steps
 from .gradient_checks import GradcheckResult, GradientMismatchError
 from .numdiff import numgrad
@@ -201,6 +201,7 @@ def numhess(
     *,
     args: Sequence = (),
     h: Any = None,
+    method: str = "central",
     parallel: bool = True,
     full_output: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -216,6 +217,13 @@ def numhess(
 
     (the central difference of the central difference), truncation error
     O(h^2), ``2 n^2 + 1`` evaluations of f for n = x.size.
+
+    ``method='adaptive'`` is accuracy on demand: the stencils at the steps
+    ``h 2^-k``, k = 0..7 (default ``h = max(1, |x_i|) / 32``), combined by the
+    Richardson tableau, which cancels the ``h^2, h^4, ...`` terms of their
+    error; for every entry the tableau entry of least estimated error is
+    kept.  It costs 8 times ``'central'`` (``8 (2 n^2 + 1)`` evaluations) and
+    typically reaches 1e-11 in float64 where ``'central'`` gives 1e-8.
 
     Parameters
     ----------
@@ -233,7 +241,9 @@ def numhess(
         Absolute step(s), finite and > 0.  Default ``eps^(1/4) max(1, |x_i|)``,
         eps the machine epsilon of x's dtype (it balances the O(h^2) truncation
         against the rounding error ``eps |f| / h^2``).  The step used is the
-        representable one, ``(x_i + h_i) - x_i``.
+        representable one, ``(x_i + h_i) - x_i``.  With ``'adaptive'``, the
+        largest of the 8 steps.
+    method : {'central', 'adaptive'}
     parallel : bool
         For an ``@njit`` f: run the compiled loop over the pairs in parallel
         (``fastgrad.set_num_threads``), each thread on its own copy of x, when
@@ -249,13 +259,16 @@ def numhess(
         for 1-D x); float32 for float32 x, else float64.
     err : ndarray of the same shape, only with ``full_output=True``
         ``|D(h) - D(h/2)| 4/3`` (Richardson) plus the rounding bound
-        ``eps sum_k |c_k f_k|``.
+        ``eps sum_k |c_k f_k|``.  With ``'adaptive'`` (no extra cost): how far
+        the chosen tableau entry moved from the two estimates it was made of,
+        plus its rounding bound -- an estimate that holds for most entries, not
+        a guarantee.
 
     Raises
     ------
     ValueError
-        h not finite or <= 0, of the wrong shape, or so small that
-        ``x + h == x``; f returns an array of more than one element.
+        unknown method; h not finite or <= 0, of the wrong shape, or so small
+        that ``x + h == x``; f returns an array of more than one element.
     TypeError
         f returns something other than a real number (None, a string, a bool,
         a complex number).
@@ -279,10 +292,26 @@ def numhess(
     >>> H, err = fastgrad.numhess(lambda x: np.sin(x[0]) * x[1], [1.0, 2.0], full_output=True)
     >>> bool(abs(H[0, 1] - np.cos(1.0)) < 1e-7), bool((err < 1e-6).all())
     (True, True)
+    >>> H = fastgrad.numhess(lambda x: np.sin(x[0]) * x[1], [1.0, 2.0], method='adaptive')
+    >>> bool(abs(H[0, 1] - np.cos(1.0)) < 1e-11)
+    True
     """
+    _validate.check_choice(method, "method", ("central", "adaptive"))
     x = _own_copy(x)
     full = bool(full_output)
-    H, err, _ = _numhess(f, x, _as_args(args), h, parallel, full)
+    args = _as_args(args)
+    if method == "adaptive":
+        probed: list = []  # f(x) evaluated once, at the first step (after the steps are validated)
+
+        def at_steps(s):
+            if not probed and x.size:
+                probed.append(_probe(f, x, args))
+            H_s, _, f0 = _numhess(f, x, args, s, parallel, False, probed[0] if probed else None)
+            return H_s, f0
+
+        H, err = _adaptive.numhess(x, h, at_steps)
+    else:
+        H, err, _ = _numhess(f, x, args, h, parallel, full)
     H = H.reshape(x.shape + x.shape).astype(x.dtype, copy=False)
     if full:
         return H, err.reshape(x.shape + x.shape).astype(x.dtype, copy=False)
@@ -290,15 +319,18 @@ def numhess(
 
 
 def _numhess(f: Callable, x: np.ndarray, args: tuple, h: Any, parallel: Any,
-             full: bool) -> tuple[np.ndarray, np.ndarray, float]:
-    """The core of :func:`numhess`: float64 ``(H (n, n), err (n, n) or empty, f(x))`` for an owned x."""
+             full: bool, probe: tuple | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """The core of :func:`numhess`: float64 ``(H (n, n), err (n, n) or empty, f(x))`` for an owned x.
+
+    ``probe`` is :func:`_probe`'s result when known (None: f(x) evaluated here).
+    """
     n = x.size
     H = np.empty((n, n))
     err = np.zeros((n, n) if full else (0, 0))
     if n == 0:
         return H, err, float("nan")
     steps = _steps(x, h, full)
-    f0, compiled, seconds = _probe(f, x, args)
+    f0, compiled, seconds = _probe(f, x, args) if probe is None else probe
     eps = float(np.finfo(x.dtype).eps)
     if compiled:
         k = _kernels()

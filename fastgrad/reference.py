@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mse_loss_grad"]
+__all__ = ["mse_loss_grad", "mse_model_loss_grad", "mse_hessp", "mse_loss_grad_sparse"]
 
 
 def mse_loss_grad(A: np.ndarray, Y: np.ndarray, WT: np.ndarray, scale: float) -> tuple[float, np.ndarray]:
@@ -19,11 +19,28 @@ def mse_loss_grad(A: np.ndarray, Y: np.ndarray, WT: np.ndarray, scale: float) ->
     (for the mean over N samples, dW = -(2/N) A^T (Y - A W); docs/derivations.md,
     "MSE gradient of a linear model"); returns ``(loss, G)`` with G (D, K) float64.
     """
+    loss, G, _ = mse_model_loss_grad(A, Y, WT, None, None, scale)
+    return loss, G
+
+
+def mse_model_loss_grad(A: np.ndarray, Y: np.ndarray, WT: np.ndarray, s: np.ndarray | None,
+                        b: np.ndarray | None, scale: float) -> tuple[float, np.ndarray, np.ndarray]:
+    r"""Loss and gradients of the weighted linear model with an intercept, with numpy.
+
+    ``R = Y - A W - b`` (b (K,) broadcast over the rows; left out when None),
+    ``S = diag(s)`` (the identity when s is None):
+    ``loss = scale * sum_ik s_i r_ik**2``, ``G = -2 scale A^T S R`` (D, K),
+    ``gb = -2 scale sum_i s_i r_i`` (K,) (the intercept's gradient, also at b = 0 when b is None).
+    """
     A64 = A.astype(np.float64, copy=False)
     R = Y.astype(np.float64, copy=False) - A64 @ WT.T
-    loss = scale * float(np.sum(R * R))
-    G = (-2.0 * scale) * (A64.T @ R)
-    return loss, G
+    if b is not None:
+        R -= b
+    Q = R if s is None else s[:, None] * R  # the weighted residuals S R
+    loss = scale * float(np.sum(Q * R))
+    G = (-2.0 * scale) * (A64.T @ Q)
+    gb = (-2.0 * scale) * np.sum(Q, axis=0)
+    return loss, G, gb
 
 
 # ---------------------------------------------------------------------------
@@ -167,6 +184,9 @@ def mlp2_loss_grad(X, Y, W1, b1, W2, b2, activation: str, loss: str, labels: boo
 
 _MSE_NUMGRAD_OFFSETS = {"forward": (0.0, 1.0), "backward": (-1.0, 0.0), "central": (-1.0, 1.0),
                         "five-point": (-2.0, -1.0, 1.0, 2.0)}
+#: the weights of the perturbed losses in each method's numerator, and its denominator q
+_MSE_NUMGRAD_COEFFICIENTS = {"forward": ((-1.0, 1.0), 1.0), "backward": ((-1.0, 1.0), 1.0),
+                             "central": ((-1.0, 1.0), 2.0), "five-point": ((1.0, -8.0, 8.0, -1.0), 12.0)}
 
 
 def mse_numgrad(A: np.ndarray, Y: np.ndarray, WT: np.ndarray, HH: np.ndarray, method: str,
@@ -175,24 +195,49 @@ def mse_numgrad(A: np.ndarray, Y: np.ndarray, WT: np.ndarray, HH: np.ndarray, me
 
     ``R = Y - A W``; the loss at ``w + o h e_jk`` is
     ``scale (sum_{k' != k} S_k' + sum_i (r_ik - o hh_kj a_ij)^2)`` with
-    ``S_k = sum_i r_ik^2``; the difference quotients of ``method`` (forward,
-    backward, central, five-point; complex: ``scale Im sum_i (r_ik - i hh a_ij)^2 / hh``)
-    give G (D, K) float64.  ``HH`` (K, D) are the representable steps.
+    ``S_k = sum_i r_ik^2``.  The method's numerator ``sum_m c_m L(w + o_m h e_jk)``
+    (forward ``L_+ - L_0``, backward ``L_0 - L_-``, central ``L_+ - L_-``,
+    five-point ``L_-2 - 8 L_-1 + 8 L_+1 - L_+2``) is formed row by row, each
+    row's weighted difference of its perturbed squared residuals summed over
+    the rows (the common part cancels exactly), then divided by ``q h`` (q = 1,
+    1, 2, 12); complex: ``scale Im sum_i (r_ik - i hh a_ij)^2 / hh``.  ``HH``
+    (K, D) are the representable steps; G (D, K) float64.
     """
     A64 = A.astype(np.float64, copy=False)
     R = Y.astype(np.float64, copy=False) - A64 @ WT.T  # (N, K)
-    S = np.sum(R * R, axis=0)
-    K = R.shape[1]
-    rest = np.array([np.sum(S[np.arange(K) != k]) for k in range(K)])  # (K,)
     H = HH.T  # (D, K)
     if method == "complex":
         return scale * np.sum(-2.0 * R[:, None, :] * (A64[:, :, None] * H[None]), axis=0) / H
-    L = [scale * (rest + np.sum((R[:, None, :] - o * (A64[:, :, None] * H[None])) ** 2, axis=0))
-         for o in _MSE_NUMGRAD_OFFSETS[method]]
-    if method == "forward":
-        return (L[1] - L[0]) / H
-    if method == "backward":
-        return (L[1] - L[0]) / H
-    if method == "central":
-        return (L[1] - L[0]) / (2.0 * H)
-    return ((L[0] - L[3]) + 8.0 * (L[2] - L[1])) / (12.0 * H)
+    coefs, q = _MSE_NUMGRAD_COEFFICIENTS[method]
+    rows = sum(c * (R[:, None, :] - o * (A64[:, :, None] * H[None])) ** 2
+               for c, o in zip(coefs, _MSE_NUMGRAD_OFFSETS[method], strict=True))  # (N, D, K)
+    return scale * np.sum(rows, axis=0) / (q * H)
+
+
+# --- MSE second order and sparse A (docs/derivations.md, "MSE gradient of a linear model") ---
+
+
+def mse_hessp(A, VT: np.ndarray, s: np.ndarray | None, scale: float, alpha: float) -> np.ndarray:
+    r"""``H v = 2 scale A^T S (A v) + 2 alpha v`` with numpy (A dense or scipy.sparse); (D, K) float64."""
+    V = VT.T
+    T = A @ V if hasattr(A, "tocsr") else A.astype(np.float64, copy=False) @ V
+    T = np.asarray(T, dtype=np.float64)
+    if s is not None:
+        T = s[:, None] * T
+    return (2.0 * scale) * np.asarray(A.T @ T, dtype=np.float64) + (2.0 * alpha) * V
+
+
+def mse_loss_grad_sparse(A, Y: np.ndarray, W: np.ndarray, s: np.ndarray | None, b: np.ndarray | None,
+                         scale: float) -> tuple[float, np.ndarray, np.ndarray]:
+    r"""Loss and gradients of the weighted MSE with a scipy.sparse A, with scipy's products.
+
+    ``R = Y - A W - b``, ``loss = scale sum_ik s_i r_ik^2``, ``G = -2 scale A^T S R``,
+    ``gb = -2 scale sum_i s_i r_i``; returns ``(loss, G (D, K), gb (K,))`` float64.
+    """
+    R = Y.astype(np.float64, copy=False) - np.asarray(A @ W, dtype=np.float64)
+    if b is not None:
+        R = R - b
+    SR = R if s is None else s[:, None] * R
+    loss = scale * float(np.sum(SR * R))
+    G = (-2.0 * scale) * np.asarray(A.T @ SR, dtype=np.float64)
+    return loss, G, (-2.0 * scale) * SR.sum(axis=0)

@@ -559,3 +559,77 @@ TWINS.update({
     "taylor_test": "taylor_test",
     "TaylorResult": "taylor_test",
 })
+
+
+# --- MSE second order: mse_hessp, mse_hessian ---
+
+
+def mse_hessp(A, v, sample_weight=None, alpha=0.0, reduction="mean"):
+    """``(H v)_jk = 2 scale sum_i a_ij s_i sum_l a_il v_lk + 2 alpha v_jk``, loop by loop."""
+    A = np.asarray(A.toarray() if hasattr(A, "toarray") else A, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    V = v.reshape(v.shape[0], -1)
+    N, D = A.shape
+    K = V.shape[1]
+    s = np.ones(N) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    scale = 1.0 / (K * s.sum()) if reduction == "mean" else 1.0
+    out = np.zeros((D, K))
+    for k in range(K):
+        for i in range(N):
+            t = 0.0
+            for l in range(D):
+                t += A[i, l] * V[l, k]
+            for j in range(D):
+                out[j, k] += 2.0 * scale * A[i, j] * s[i] * t
+        for j in range(D):
+            out[j, k] += 2.0 * alpha * V[j, k]
+    return out.reshape(v.shape)
+
+
+def mse_hessian(A, sample_weight=None, alpha=0.0, reduction="mean"):
+    """``H_jl = 2 scale sum_i s_i a_ij a_il + 2 alpha [j == l]`` (one output), loop by loop."""
+    A = np.asarray(A.toarray() if hasattr(A, "toarray") else A, dtype=np.float64)
+    D = A.shape[1]
+    return np.stack([mse_hessp(A, np.eye(D)[:, j], sample_weight, alpha, reduction) for j in range(D)], axis=1)
+
+
+TWINS.update({"mse_hessp": "mse_hessp", "mse_hessian": "mse_hessian"})
+
+
+# --- sparse Jacobians: group_columns, detect_sparsity ---
+
+
+def group_columns(S, perm):
+    """Greedy groups: visiting columns in the order ``perm``, the first ungrouped column opens group g,
+    and each later ungrouped column j with ``S[:, j] & union == 0`` joins it (union |= S[:, j])."""
+    S = np.asarray(S.toarray() if hasattr(S, "toarray") else S) != 0
+    n = S.shape[1]
+    groups = [-1] * n
+    g = 0
+    for i in perm:
+        if groups[i] >= 0:
+            continue
+        union = S[:, i].copy()
+        groups[i] = g
+        for j in perm:
+            if groups[j] < 0 and not np.any(union & S[:, j]):
+                union |= S[:, j]
+                groups[j] = g
+        g += 1
+    return np.array(groups)
+
+
+def detect_sparsity(f, points):
+    """``S_ij = any_t J(x_t)_ij != 0`` over the given points (the flattened central-difference Jacobians)."""
+    S = None
+    for x in points:
+        J = numjac(f, x)
+        J = J.reshape(int(np.prod(J.shape[:J.ndim - np.ndim(x)])), -1)
+        S = (J != 0) if S is None else S | (J != 0)
+    return S
+
+
+TWINS.update({
+    "group_columns": "group_columns",
+    "detect_sparsity": "detect_sparsity",
+})

@@ -151,8 +151,8 @@ def test_cython_row_strided_A_runs_the_c_order_kernel():
     WT = rng.standard_normal((2, D))
     k = _config.kernels("mse", backend)
     o1, o2 = np.empty((D, 2)), np.empty((D, 2))
-    l1 = k.loss_grad(A, Y, WT, 0.1, o1, 2)
-    l2 = k.loss_grad(wide[:, :D], Y, WT, 0.1, o2, 2)
+    l1 = k.loss_grad(A, Y, WT, None, None, 0.1, o1, None, 2)
+    l2 = k.loss_grad(wide[:, :D], Y, WT, None, None, 0.1, o2, None, 2)
     assert l1 == l2 and np.array_equal(o1, o2)
 
 
@@ -303,8 +303,8 @@ def test_random_shapes_and_layouts(backend, N, D, K, dtype, name, reduction, par
     k = _config.kernels("mse", backend)
     Kk = v.Y.shape[1]
     out1, out2 = np.empty((D, Kk)), np.empty((D, Kk))
-    l1 = k.loss_grad(v.A, v.Y, v.WT, v.scale, out1, 1)
-    l2 = k.loss_grad(v.A, v.Y, v.WT, v.scale, out2, 2 if parallel else 1)
+    l1 = k.loss_grad(v.A, v.Y, v.WT, None, None, v.scale, out1, None, 1)
+    l2 = k.loss_grad(v.A, v.Y, v.WT, None, None, v.scale, out2, None, 2 if parallel else 1)
     assert l1 == l2 and np.array_equal(out1, out2)
     assert_close(l1, ref_loss, dtype)
     assert_close(out1.reshape(w.shape), ref_grad, dtype)

@@ -447,7 +447,7 @@ def test_check_finite():
     (dict(atol=-1e-8), ValueError, "atol must be finite and >= 0"),
     (dict(rtol=True), TypeError, "rtol must be a real number"),
     (dict(atol="1e-8"), TypeError, "atol must be a real number"),
-    (dict(rtol=None), TypeError, "rtol must be a real number"),
+    (dict(rtol="1e-5"), TypeError, "rtol must be a real number"),
     (dict(h=True), TypeError, "h must be a real number"),
     (dict(h=-1.0), ValueError, "h must be finite and > 0"),
 ])

@@ -42,7 +42,7 @@ def test_registry_and_twins_name_only_public_functions():
 def test_check_names_are_unique_and_every_family_has_checks():
     names = [c.name for c in all_checks()]
     assert len(names) == len(set(names))
-    assert {c.family for c in all_checks()} == {"mse", "numdiff", "kron", "identities", "nn", "hessian"}
+    assert {c.family for c in all_checks()} == {"mse", "numdiff", "kron", "identities", "nn", "hessian", "sparse"}
     assert all(c.functions for c in all_checks())
     assert {c.family for c in all_cases()} <= {c.family for c in all_checks()}
 

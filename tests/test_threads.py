@@ -41,8 +41,8 @@ def test_serial_and_parallel_paths_agree_bitwise(backend, threads):
     Y = rng.standard_normal((5000, 1))
     WT = rng.standard_normal((1, 8))
     o1, o2 = np.empty((8, 1)), np.empty((8, 1))
-    l1 = k.loss_grad(A, Y, WT, 1 / 5000, o1, 1)
-    l2 = k.loss_grad(A, Y, WT, 1 / 5000, o2, 2)
+    l1 = k.loss_grad(A, Y, WT, None, None, 1 / 5000, o1, None, 1)
+    l2 = k.loss_grad(A, Y, WT, None, None, 1 / 5000, o2, None, 2)
     assert l1 == l2 and np.array_equal(o1, o2)
 
 

@@ -34,7 +34,7 @@ __all__ = [
     "covered_functions", "FAMILIES",
 ]
 
-FAMILIES = ("mse", "numdiff", "kron", "identities", "nn", "hessian")
+FAMILIES = ("mse", "numdiff", "kron", "identities", "nn", "hessian", "sparse")
 
 
 @dataclass(frozen=True)

@@ -203,3 +203,77 @@ if importlib.util.find_spec("numdifftools") is not None:
 
 register(Case("numhess", f"njit f n={N_HESS}", _hess_setup, _contenders, _targets, quick=False,
               check=_hess_case_check))
+
+
+# -- numhess_diag vs numdifftools.Hessdiag; numhess vs scipy.differentiate.hessian ------------------
+
+
+def sin_chain_vectorized(X):
+    """``sin_chain`` of the points ``X[:, k...]`` (axis 0 runs over the elements of x): scipy.differentiate's f."""
+    return np.sum(np.sin(X[:-1]) * X[1:], axis=0) + np.sum(X * X, axis=0)
+
+
+def _numhess_diag(d):
+    x = d["x"]
+    return lambda: fastgrad.numhess_diag(sin_chain, x)
+
+
+def _diag_floor(d):
+    x = d["x"]
+    return lambda: evaluation_floor(sin_chain, x, 2 * x.size + 1)  # numhess_diag's: 2 per element, f(x)
+
+
+def _nd_hessdiag(d):
+    import numdifftools as nd
+
+    x = d["x"]
+    hessdiag = nd.Hessdiag(sin_chain)
+    return lambda: hessdiag(x)
+
+
+def _diag_case_check(data, results):
+    ref = np.diag(sin_chain_hessian(data["x"]))
+    for name, got in results.items():
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+_diag_contenders = [
+    Contender("fastgrad-numba", "fastgrad", _numhess_diag),
+    Contender("floor", "floor", _diag_floor),
+]
+_diag_targets = {"floor": 1.5}
+if importlib.util.find_spec("numdifftools") is not None:
+    _diag_contenders.append(Contender("numdifftools", "baseline", _nd_hessdiag))
+    _diag_targets["numdifftools"] = 20.0
+
+register(Case("numhess_diag", f"njit f n={N_HESS}", _hess_setup, _diag_contenders, _diag_targets, quick=False,
+              check=_diag_case_check))
+
+N_HESS_SCIPY = 30  # scipy.differentiate.hessian iterates on an (n, n, ...) stack: a smaller n
+
+
+def _hess_scipy_setup():
+    return {"x": np.random.default_rng(N_HESS_SCIPY).uniform(-1.0, 1.0, N_HESS_SCIPY)}
+
+
+def _numhess_adaptive(d):
+    x = d["x"]
+    return lambda: fastgrad.numhess(sin_chain, x, method="adaptive")
+
+
+def _scipy_hessian(d):
+    from scipy.differentiate import hessian
+
+    x = d["x"]
+    return lambda: hessian(sin_chain_vectorized, x).ddf
+
+
+_scipy_contenders = [
+    Contender("fastgrad-numba", "fastgrad", _numhess),
+    Contender("fastgrad-numba-adaptive", "fastgrad", _numhess_adaptive),
+]
+if importlib.util.find_spec("scipy.differentiate") is not None:
+    _scipy_contenders.append(Contender("scipy.differentiate", "baseline", _scipy_hessian))
+
+register(Case("numhess", f"njit f n={N_HESS_SCIPY}, vs scipy.differentiate", _hess_scipy_setup, _scipy_contenders,
+              {}, quick=False, check=_hess_case_check))

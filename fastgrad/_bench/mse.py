@@ -66,6 +66,87 @@ for N, D, dtype, quick, targets in SHAPES:
                   quick=quick, check=_check))
 
 
+def _setup_fortran(N, D):
+    """A in Fortran order, as ``DataFrame.to_numpy()`` gives; ``frame`` the DataFrame itself (pandas installed)."""
+    def setup():
+        data = _setup(N, D, "float64")()
+        A = np.asfortranarray(data["A"])
+        data.update(A=A, flat=A.ravel(order="K"))
+        try:
+            import pandas as pd
+        except ImportError:
+            data["frame"] = None
+        else:
+            data["frame"] = pd.DataFrame(A, copy=False)
+        return data
+
+    return setup
+
+
+def _fastgrad_frame(backend):
+    def make(d):
+        frame, y, w = d["frame"], d["y"], d["w"]
+        if frame is None:
+            return None
+        return lambda: fastgrad.mse_grad(frame, y, w, backend=backend)
+
+    return make
+
+
+# Fortran order and pandas: read in place, in tiles of rows (no copy of A)
+register(Case("mse_grad", "(1000000, 64) float64 Fortran order / pandas", _setup_fortran(10**6, 64), [
+    Contender("fastgrad-numba", "fastgrad", _fastgrad("numba")),
+    Contender("fastgrad-cython", "fastgrad", _fastgrad("cython")),
+    Contender("fastgrad-cython-DataFrame", "fastgrad", _fastgrad_frame("cython")),
+    Contender("numpy", "baseline", _numpy_grad, blas=True),
+    Contender("floor", "floor", lambda d: (lambda: read_once_floor(d["flat"]))),
+], {"numpy": 2.0, "floor": 1.25}, quick=False, check=_check))
+
+
+# The model users fit: sample weights, an intercept and the ridge term, fused in
+# the same pass (the floor reads A and the weights once).
+def _setup_model(N, D):
+    def setup():
+        data = _setup(N, D, "float64")()
+        rng = np.random.default_rng(N + D + 1)
+        data.update(s=rng.random(N) + 0.5, b=0.25, alpha=0.1)
+        return data
+
+    return setup
+
+
+def _numpy_model_grad(d):
+    A, y, w, s, b, alpha = d["A"], d["y"], d["w"], d["s"], d["b"], d["alpha"]
+    total = s.sum()
+
+    def run():
+        q = s * (A @ w + b - y)
+        return np.concatenate([(2.0 / total) * (A.T @ q) + (2.0 * alpha) * w, [(2.0 / total) * q.sum()]])
+
+    return run
+
+
+def _fastgrad_model(backend):
+    def make(d):
+        A, y, w, s, b, alpha = d["A"], d["y"], d["w"], d["s"], d["b"], d["alpha"]
+
+        def run():
+            gw, gb = fastgrad.mse_grad(A, y, w, sample_weight=s, intercept=b, alpha=alpha, backend=backend)
+            return np.concatenate([gw, [gb]])
+
+        return run
+
+    return make
+
+
+register(Case("mse_grad", "(1000000, 64) float64 sample_weight + intercept + alpha", _setup_model(10**6, 64), [
+    Contender("fastgrad-numba", "fastgrad", _fastgrad_model("numba")),
+    Contender("fastgrad-cython", "fastgrad", _fastgrad_model("cython")),
+    Contender("numpy", "baseline", _numpy_model_grad, blas=True),
+    Contender("floor", "floor", lambda d: (lambda: read_once_floor(d["flat"]) + read_once_floor(d["s"]))),
+], {"numpy": 2.0, "floor": 1.15}, quick=False, check=_check))
+
+
 # ---------------------------------------------------------------------------
 # Correctness checks (``fastgrad check``, tests/test_registry.py)
 
@@ -101,6 +182,25 @@ register_check(Check("mse_loss_and_grad (5000, 40, K=3) f64 sum", ("mse_loss_and
                      _loss_and_grad_check(5000, 40, 3, np.float64, "sum")))
 register_check(Check("mse_loss_and_grad (3000, 130) f32", ("mse_loss_and_grad",),
                      _loss_and_grad_check(3000, 130, 0, np.float32, "mean")))
+
+
+def _model_check(N, D, K, reduction):
+    """sample_weight, intercept and alpha against the numpy backend."""
+    def run(backend, rng):
+        A, y, w = _mse_data(rng, N, D, K, np.float64)
+        kw = dict(sample_weight=rng.random(N), intercept=rng.standard_normal(max(K, 1)), alpha=0.3,
+                  reduction=reduction)
+        loss, (gw, gb) = fastgrad.mse_loss_and_grad(A, y, w, backend=backend, **kw)
+        rloss, (rgw, rgb) = fastgrad.mse_loss_and_grad(A, y, w, backend="numpy", **kw)
+        return [(loss, rloss), (gw, rgw), (gb, rgb)]
+
+    return run
+
+
+register_check(Check("mse_loss_and_grad sample_weight + intercept + alpha (2000, 10, K=2)",
+                     ("mse_loss_and_grad",), _model_check(2000, 10, 2, "mean")))
+register_check(Check("mse_loss_and_grad sample_weight + intercept + alpha (700, 9) sum",
+                     ("mse_loss_and_grad",), _model_check(700, 9, 0, "sum")))
 
 
 def _loss_grad_objective_check(N, D, K, reduction):
@@ -149,3 +249,7 @@ register_check(Check("fit_linear (60, 4) analytic, 40 epochs", ("fit_linear",),
                      _fit_linear_check(60, 4, 0, "analytic", None)))
 register_check(Check("fit_linear (60, 4, K=2) central h=1e-3, 40 epochs", ("fit_linear",),
                      _fit_linear_check(60, 4, 2, "central", 1e-3)))
+
+
+# the second order and the sparse kernels register their cases and checks under this family
+from . import mse_second_order  # noqa: E402,F401

@@ -306,3 +306,95 @@ def _gradcheck_check(backend, rng):
 
 register_check(Check("gradcheck x sin x (3, 4), right and wrong gradient",
                      ("gradcheck", "GradcheckResult", "GradientMismatchError"), _gradcheck_check))
+
+
+# -- numgrad(method='adaptive') vs numdifftools.Gradient and scipy.differentiate.jacobian ----------
+# The same @njit f as the numhess case (fastgrad._bench.hessian.sin_chain); scipy's jacobian needs a
+# vectorised f (the points along the trailing axes), so it gets the numpy twin of the same function.
+
+N_ADAPTIVE = 100
+
+
+def _adaptive_setup():
+    return {"x": np.random.default_rng(N_ADAPTIVE).uniform(-1.0, 1.0, N_ADAPTIVE)}
+
+
+def _numgrad_adaptive(d):
+    from .hessian import sin_chain
+
+    x = d["x"]
+    return lambda: fastgrad.numgrad(sin_chain, x, method="adaptive")
+
+
+def _adaptive_floor(d):
+    from .hessian import evaluation_floor, sin_chain
+
+    x = d["x"]
+    from .._adaptive import ADAPTIVE_STEPS
+
+    n_evals = 2 * ADAPTIVE_STEPS * x.size + 1  # 2 per element per step, and f(x)
+    return lambda: evaluation_floor(sin_chain, x, n_evals)
+
+
+def _nd_gradient(d):
+    import numdifftools as nd
+
+    from .hessian import sin_chain
+
+    x = d["x"]
+    grad = nd.Gradient(sin_chain)
+    return lambda: grad(x)
+
+
+def sin_chain_vectorized(X):
+    """``sin_chain`` of the points ``X[:, k...]`` (axis 0 runs over the elements of x): scipy.differentiate's f."""
+    return np.sum(np.sin(X[:-1]) * X[1:], axis=0) + np.sum(X * X, axis=0)
+
+
+def _scipy_jacobian(d):
+    from scipy.differentiate import jacobian
+
+    x = d["x"]
+    return lambda: jacobian(sin_chain_vectorized, x).df
+
+
+def _adaptive_case_check(data, results):
+    from .hessian import sin_chain_grad
+
+    ref = sin_chain_grad(data["x"])
+    for name, got in results.items():
+        np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+def _adaptive_contenders():
+    import importlib.util
+
+    contenders = [Contender("fastgrad-numba", "fastgrad", _numgrad_adaptive),
+                  Contender("floor", "floor", _adaptive_floor)]
+    targets = {}  # the floor row is shown, not a target: 8 calls of the core, each a launch and a probe
+    if importlib.util.find_spec("numdifftools") is not None:
+        contenders.append(Contender("numdifftools", "baseline", _nd_gradient))
+        targets["numdifftools"] = 10.0
+    if importlib.util.find_spec("scipy.differentiate") is not None:
+        contenders.append(Contender("scipy.differentiate", "baseline", _scipy_jacobian))
+    return contenders, targets
+
+
+register(Case("numgrad", f"adaptive njit f n={N_ADAPTIVE}", _adaptive_setup, *_adaptive_contenders(),
+              quick=False, check=_adaptive_case_check))
+
+
+def _adaptive_check(backend, rng):
+    """method='adaptive' to 1e-12 where central differences give ~1e-10: gradient, Jacobian, Hessian."""
+    from .hessian import sin_chain, sin_chain_hessian
+
+    x = rng.uniform(0.5, 1.5, size=(2, 3))
+    g, err = fastgrad.numgrad(_user_f(xsinx, backend), x, method="adaptive", full_output=True)
+    J = fastgrad.numjac(_user_f(xsinx_elementwise, backend), x, method="adaptive")
+    H = fastgrad.numhess(_user_f(sin_chain, backend), x[0], method="adaptive")
+    return [(g, _dxsinx(x)), (bool(np.all(err < 1e-10)), True),
+            (J, np.diag(_dxsinx(x).ravel()).reshape(2, 3, 2, 3)), (H, sin_chain_hessian(x[0]))]
+
+
+register_check(Check("numgrad, numjac, numhess method='adaptive' x sin x (2, 3), sin chain (3,)",
+                     ("numgrad", "numjac", "numhess"), _adaptive_check, rtol=1e-12, atol=1e-11))

@@ -36,7 +36,9 @@ BLAS_SETTLE_S = 0.15
 def time_case(case: Case, rounds: int, target_s: float) -> dict:
     """Medians (seconds per call) of every contender of ``case``, interleaved over ``rounds``."""
     data = case.setup()
-    fns = {c.name: (c.role, c.make(data)) for c in case.contenders}
+    # a contender whose ``make`` returns None cannot run here (an optional peer is not installed)
+    made = {c.name: (c.role, c.make(data)) for c in case.contenders}
+    fns = {n: (role, f) for n, (role, f) in made.items() if f is not None}
     blas = {c.name for c in case.contenders if c.blas}
     if case.check is not None:  # the contenders must compute the same thing
         case.check(data, {n: f() for n, (role, f) in fns.items() if role != "floor"})

@@ -1,12 +1,16 @@
 r"""Numba kernels for the linear-model MSE loss and gradient (docs/derivations.md, "MSE gradient of a linear model").
 
-With A (N, D), targets Y (N, K), weights W (D, K) and residuals
-``r_ik = y_ik - sum_l a_il w_lk``::
+With A (N, D), targets Y (N, K), weights W (D, K), sample weights s (N,) and
+an intercept b (K,), the residuals ``r_ik = (y_ik - b_k) - sum_l a_il w_lk`` and::
 
-    loss     = scale * sum_i sum_k r_ik**2
-    g_jk     = -2 * scale * sum_i a_ij r_ik            (matrix form: dW = -(2/N) A^T (Y - A W))
+    loss     = scale * sum_i sum_k s_i r_ik**2
+    g_jk     = -2 * scale * sum_i a_ij s_i r_ik        (matrix form: dW = -(2/N) A^T S (Y - A W - b))
+    gb_k     = -2 * scale * sum_i s_i r_ik
 
-with ``scale = 1/(N K)`` for the mean and 1 for the sum.
+with ``scale = 1/(K sum_i s_i)`` for the mean and 1 for the sum; s None means
+unit weights (``scale = 1/(N K)``), b None no intercept.  A None argument is
+a type of its own to Numba: its branches are compiled away, so the plain model
+runs the same machine code as a kernel written without them.
 
 One fused pass over A, read in place whatever its layout.  The rows are split
 into a fixed number of blocks that depends only on N (``row_blocks``), so the
@@ -16,19 +20,41 @@ once from memory.  Within a block, by A's layout (one Numba specialization each)
 
 * C-contiguous, or rows contiguous at any row stride (``A[::3]``, ``A[:, :k]``,
   ``A[::-1]``): row by row (four rows at a time), each row's residual formed
-  and at once accumulated into the gradient partial (``_block_rows``);
+  and at once accumulated into the gradient partial (``block_rows``);
 * Fortran-contiguous (``df.to_numpy()``, ``A.T`` of a C array) or columns
   contiguous at any column stride: tiles of T consecutive rows, T x D elements
   about TILE_BYTES so that a tile stays in L2; per tile the residuals are formed
   column by column (down contiguous columns), then the gradient is accumulated
-  column by column over the same tile, now in cache (``_block_tiles``); tiles in
+  column by column over the same tile, now in cache (``block_tiles``); tiles in
   row order, T a function of (D, K, dtype) only;
 * any other strides: whichever of the two walks A's smaller stride.
+
+Accuracy: a block's rows are summed in chunks (CHUNK_ROWS rows, or one tile),
+each chunk from zero; the chunk partials are added into the block partial, and
+the block partials into the result, with compensated summation (Knuth's TwoSum).  The
+rounding error of a sum over N rows is that of one chunk (about CHUNK_ROWS / 4
+additions) plus a few units, whatever N, where a plain running sum grows with N
+(numpy's BLAS product ``A.T @ r`` as well) and numpy's pairwise sum with log N.
+
+The steps, in order (the same names in ``fastgrad/_cython/mse.pyx``):
+
+1. ``row_blocks``      rows per block of the fixed partition;
+2. ``mse_partials``    every block's partial, blocks over threads;
+3. ``mse_block``       one block, by A's layout: ``block_rows`` or ``block_tiles``;
+4. ``block_rows``      chunks of rows: ``chunk_rows`` (``rows_k1``/``rows_k``: four
+   rows at a time, ``rows_one``: the rest), each added with ``add_compensated``;
+5. ``block_tiles``     tiles of ``tile_rows`` rows: ``chunk_tile``, each added with
+   ``add_compensated``;
+6. ``mse_combine``     the block partials in block order (``combine_intercept``
+   for the intercept's);
+7. ``loss_grad``       the backend protocol over the above.
 
 Preconditions (the caller's duty, done by ``fastgrad._validate.mse_inputs``):
 A is float32/float64 of shape (N, D), any strides; Y is C-contiguous
 float32/float64 of shape (N, K); WT is C-contiguous float64 of shape (K, D)
-(the weights transposed); ``out`` is a writeable (D, K) array.
+(the weights transposed); s is None or C-contiguous float64 (N,) with finite
+weights >= 0; b is None or C-contiguous float64 (K,); ``out`` is a writeable
+(D, K) float64 array, ``gb`` None or a writeable (K,) float64 array.
 """
 
 from __future__ import annotations
@@ -41,7 +67,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic, overload
 
 from .. import _config
-from .._config import NUMBA_FLAGS
+from .._config import NUMBA_EXACT_FLAGS, NUMBA_FLAGS
 from ._targets import jit_targets, launch
 
 __all__ = [
@@ -50,8 +76,16 @@ __all__ = [
     "loss_grad_vec",
     # the low-level API: @njit kernels usable in a user's own @njit code
     "row_blocks",
+    "mse_partials",
+    "mse_partials_parallel",
     "mse_block",
+    "block_rows",
+    "block_tiles",
+    "tile_rows",
     "mse_combine",
+    "combine_intercept",
+    "mse_model_loss_grad",
+    "mse_model_loss_grad_parallel",
     "mse_loss_grad",
     "mse_loss_grad_parallel",
     "mse_loss_grad_vec",
@@ -88,6 +122,16 @@ HALF = GROUP // 2
 # copy of a float32 tile (the extra stores cost more than the conversions), the
 # gradient pass of a tile fused with the residual pass of the next (no gain).
 TILE_BYTES = 256 * 1024
+# Rows per chunk of a row block (a multiple of GROUP): each chunk is summed from
+# zero and added into the block's partial with compensation (see "Accuracy"
+# above); the extra work, O(D K) per chunk, is under 1% of the chunk's 2 N D K.
+CHUNK_ROWS = 256
+# Within a chunk the loss is summed with compensation too: plain sums over runs
+# of LOSS_RUN rows (four groups in the row walk), LOSS_RUN_TILE rows in a tile (a
+# vectorised sum), each run added with two_sum_add.  A power of 2, a multiple of
+# GROUP.  (Compensating every group cost 10-20% at D = 16 in cache.)
+LOSS_RUN = 16
+LOSS_RUN_TILE = 64
 COLUMN_RUN_BYTES = 4096
 TILE_MAX_BYTES = 4 * 1024 * 1024
 TILE_ALIGN = 8
@@ -181,57 +225,121 @@ def _prefetch_rows_impl(A, i, rows, stop):
     return strided
 
 
-@njit(**NUMBA_FLAGS)
-def _groups_k1(A, Y, w, start, stop, g):
-    r"""One output (K = 1), rows four at a time: ``g_j += a_ij r_i``; returns ``sum_i r_i**2``.
+@njit(**NUMBA_EXACT_FLAGS)
+def two_sum_add(total, comp, x):
+    r"""One compensated step (Knuth's TwoSum): ``(total + x, comp + the exact rounding error of that sum)``.
 
-    ``r_i = y_i - sum_j a_ij w_j`` for ``start <= i < stop``, ``stop - start`` a
-    multiple of GROUP.  The prefetch of the group ``ahead`` rows on is issued in
-    two halves, one before the dot products and one before the gradient update.
+    Compiled without fast-math (re-association would cancel the error term to
+    0); branch-free, so a loop of them vectorises.
+    """
+    t = total + x
+    z = t - total
+    comp += (total - (t - z)) + (x - z)
+    return t, comp
+
+
+@njit(**NUMBA_EXACT_FLAGS)
+def add_compensated(S, C, X):
+    r"""``S += X`` elementwise, the rounding errors kept in ``C`` (:func:`two_sum_add`); arrays of one shape."""
+    s = S.reshape(S.size)
+    c = C.reshape(C.size)
+    x = X.reshape(X.size)
+    for t in range(s.size):
+        s[t], c[t] = two_sum_add(s[t], c[t], x[t])
+
+
+@njit(**NUMBA_EXACT_FLAGS)
+def finish_compensated(S, C):
+    r"""``S += C``: the compensated sums' final values."""
+    s = S.reshape(S.size)
+    c = C.reshape(C.size)
+    for t in range(s.size):
+        s[t] += c[t]
+
+
+@njit(**NUMBA_FLAGS)
+def rows_k1(A, Y, w, s, b, start, stop, limit, g, gb):
+    r"""One output (K = 1), rows four at a time: ``g_j += a_ij q_i``, ``gb += q_i``; returns ``sum_i q_i r_i``.
+
+    ``r_i = (y_i - b) - sum_j a_ij w_j`` and ``q_i = s_i r_i`` for ``start <= i < stop``,
+    ``stop - start`` a multiple of GROUP (s None: ``q_i = r_i``; b None: no
+    intercept; gb None: not accumulated; a None argument compiles its branch away).
+    The prefetch of the group ``ahead`` rows on is issued in two halves, one
+    before the dot products and one before the gradient update, for rows before
+    ``limit`` (the end of the row block, past the chunk's end).
     """
     D = A.shape[1]
     ahead = GROUP + PREFETCH_BYTES // max(D * _itemsize(A), 1)  # prefetch distance in rows
     sq = 0.0
+    sqc = 0.0  # the loss: plain sums x over LOSS_RUN rows, added with compensation (two_sum_add)
+    x = 0.0
     for i in range(start, stop, GROUP):
-        _prefetch_rows(A, i + ahead, HALF, stop)
+        _prefetch_rows(A, i + ahead, HALF, limit)
         u = np.uint64(i)
         a0 = A[u]
         a1 = A[u + _1]
         a2 = A[u + _2]
         a3 = A[u + _3]
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
+        d0 = 0.0
+        d1 = 0.0
+        d2 = 0.0
+        d3 = 0.0
         for j in range(D):
-            s0 += a0[j] * w[j]
-            s1 += a1[j] * w[j]
-            s2 += a2[j] * w[j]
-            s3 += a3[j] * w[j]
-        r0 = Y[u, 0] - s0
-        r1 = Y[u + _1, 0] - s1
-        r2 = Y[u + _2, 0] - s2
-        r3 = Y[u + _3, 0] - s3
-        sq += (r0 * r0 + r1 * r1) + (r2 * r2 + r3 * r3)
-        _prefetch_rows(A, i + ahead + HALF, HALF, stop)
+            d0 += a0[j] * w[j]
+            d1 += a1[j] * w[j]
+            d2 += a2[j] * w[j]
+            d3 += a3[j] * w[j]
+        y0 = Y[u, 0]
+        y1 = Y[u + _1, 0]
+        y2 = Y[u + _2, 0]
+        y3 = Y[u + _3, 0]
+        if b is not None:
+            y0 -= b[0]
+            y1 -= b[0]
+            y2 -= b[0]
+            y3 -= b[0]
+        r0 = y0 - d0
+        r1 = y1 - d1
+        r2 = y2 - d2
+        r3 = y3 - d3
+        q0 = r0
+        q1 = r1
+        q2 = r2
+        q3 = r3
+        if s is not None:
+            q0 = s[u] * r0
+            q1 = s[u + _1] * r1
+            q2 = s[u + _2] * r2
+            q3 = s[u + _3] * r3
+        x += (q0 * r0 + q1 * r1) + (q2 * r2 + q3 * r3)
+        if (i - start) & (LOSS_RUN - 1) == LOSS_RUN - GROUP:  # every LOSS_RUN rows
+            sq, sqc = two_sum_add(sq, sqc, x)
+            x = 0.0
+        if gb is not None:
+            gb[0] += (q0 + q1) + (q2 + q3)
+        _prefetch_rows(A, i + ahead + HALF, HALF, limit)
         for j in range(D):
-            g[j] += (a0[j] * r0 + a1[j] * r1) + (a2[j] * r2 + a3[j] * r3)
-    return sq
+            g[j] += (a0[j] * q0 + a1[j] * q1) + (a2[j] * q2 + a3[j] * q3)
+    sq, sqc = two_sum_add(sq, sqc, x)
+    return sq + sqc
 
 
 @njit(**NUMBA_FLAGS)
-def _groups(A, Y, WT, start, stop, G):
-    r"""K outputs, rows four at a time: ``G[k, j] += a_ij r_ik``; returns ``sum_ik r_ik**2``.
+def rows_k(A, Y, WT, s, b, start, stop, limit, G, gb):
+    r"""K outputs, rows four at a time: ``G[k, j] += a_ij q_ik``, ``gb_k += q_ik``; returns ``sum_ik q_ik r_ik``.
 
-    ``r_ik = y_ik - sum_j a_ij w_jk`` for ``start <= i < stop``, ``stop - start`` a
-    multiple of GROUP.  Each w_k and g_k is read once per group.
+    ``r_ik = (y_ik - b_k) - sum_j a_ij w_jk``, ``q_ik = s_i r_ik`` for
+    ``start <= i < stop``, ``stop - start`` a multiple of GROUP.  Each w_k and
+    g_k is read once per group.  None arguments and ``limit`` as in :func:`rows_k1`.
     """
     D = A.shape[1]
     K = Y.shape[1]
     ahead = GROUP + PREFETCH_BYTES // max(D * _itemsize(A), 1)  # prefetch distance in rows
     sq = 0.0
+    sqc = 0.0  # the loss as in rows_k1
+    x = 0.0
     for i in range(start, stop, GROUP):
-        _prefetch_rows(A, i + ahead, GROUP, stop)
+        _prefetch_rows(A, i + ahead, GROUP, limit)
         u = np.uint64(i)
         a0 = A[u]
         a1 = A[u + _1]
@@ -240,28 +348,52 @@ def _groups(A, Y, WT, start, stop, G):
         for k in range(K):
             w_k = WT[k]
             g_k = G[k]
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            s3 = 0.0
+            d0 = 0.0
+            d1 = 0.0
+            d2 = 0.0
+            d3 = 0.0
             for j in range(D):
-                s0 += a0[j] * w_k[j]
-                s1 += a1[j] * w_k[j]
-                s2 += a2[j] * w_k[j]
-                s3 += a3[j] * w_k[j]
-            r0 = Y[u, k] - s0
-            r1 = Y[u + _1, k] - s1
-            r2 = Y[u + _2, k] - s2
-            r3 = Y[u + _3, k] - s3
-            sq += (r0 * r0 + r1 * r1) + (r2 * r2 + r3 * r3)
+                d0 += a0[j] * w_k[j]
+                d1 += a1[j] * w_k[j]
+                d2 += a2[j] * w_k[j]
+                d3 += a3[j] * w_k[j]
+            y0 = Y[u, k]
+            y1 = Y[u + _1, k]
+            y2 = Y[u + _2, k]
+            y3 = Y[u + _3, k]
+            if b is not None:
+                y0 -= b[k]
+                y1 -= b[k]
+                y2 -= b[k]
+                y3 -= b[k]
+            r0 = y0 - d0
+            r1 = y1 - d1
+            r2 = y2 - d2
+            r3 = y3 - d3
+            q0 = r0
+            q1 = r1
+            q2 = r2
+            q3 = r3
+            if s is not None:
+                q0 = s[u] * r0
+                q1 = s[u + _1] * r1
+                q2 = s[u + _2] * r2
+                q3 = s[u + _3] * r3
+            x += (q0 * r0 + q1 * r1) + (q2 * r2 + q3 * r3)
+            if gb is not None:
+                gb[k] += (q0 + q1) + (q2 + q3)
             for j in range(D):
-                g_k[j] += (a0[j] * r0 + a1[j] * r1) + (a2[j] * r2 + a3[j] * r3)
-    return sq
+                g_k[j] += (a0[j] * q0 + a1[j] * q1) + (a2[j] * q2 + a3[j] * q3)
+        if (i - start) & (LOSS_RUN - 1) == LOSS_RUN - GROUP:  # every LOSS_RUN rows
+            sq, sqc = two_sum_add(sq, sqc, x)
+            x = 0.0
+    sq, sqc = two_sum_add(sq, sqc, x)
+    return sq + sqc
 
 
 @njit(**NUMBA_FLAGS)
-def _rows(A, Y, WT, start, stop, G):
-    r"""Rows one at a time: ``G[k, j] += a_ij r_ik``; returns ``sum_ik r_ik**2``."""
+def rows_one(A, Y, WT, s, b, start, stop, G, gb):
+    r"""Rows one at a time: ``G[k, j] += a_ij q_ik``, ``gb_k += q_ik``; returns ``sum_ik q_ik r_ik``."""
     D = A.shape[1]
     K = Y.shape[1]
     sq = 0.0
@@ -270,30 +402,75 @@ def _rows(A, Y, WT, start, stop, G):
         for k in range(K):
             w_k = WT[k]
             g_k = G[k]
-            s = 0.0
+            d = 0.0
             for j in range(D):
-                s += a_i[j] * w_k[j]
-            r_ik = Y[i, k] - s
-            sq += r_ik * r_ik
+                d += a_i[j] * w_k[j]
+            y_ik = Y[i, k]
+            if b is not None:
+                y_ik -= b[k]
+            r_ik = y_ik - d
+            q_ik = r_ik
+            if s is not None:
+                q_ik = s[i] * r_ik
+            sq += q_ik * r_ik
+            if gb is not None:
+                gb[k] += q_ik
             for j in range(D):
-                g_k[j] += a_i[j] * r_ik
+                g_k[j] += a_i[j] * q_ik
     return sq
 
 
 @njit(**NUMBA_FLAGS)
-def _block_rows(A, Y, WT, start, stop, G):
-    r"""One row block, row by row (A's rows contiguous): the rows go in groups of
-    four, the last few one at a time.  See :func:`mse_block`."""
+def chunk_rows(A, Y, WT, s, b, start, stop, limit, G, gb):
+    r"""One chunk of rows ``start <= i < stop`` (A's rows contiguous): ``G += A^T S R``,
+    ``gb += sum_i s_i r_i`` over the chunk; returns ``sum_ik s_i r_ik**2``.
+
+    The rows go in groups of four (:func:`rows_k1`, :func:`rows_k`), the last
+    few one at a time (:func:`rows_one`); rows are prefetched up to ``limit``.
+    """
     n = (stop - start) // GROUP * GROUP
     if Y.shape[1] == 1:
-        sq = _groups_k1(A, Y, WT[0], start, start + n, G[0])
+        sq = rows_k1(A, Y, WT[0], s, b, start, start + n, limit, G[0], gb)
     else:
-        sq = _groups(A, Y, WT, start, start + n, G)
-    return sq + _rows(A, Y, WT, start + n, stop, G)
+        sq = rows_k(A, Y, WT, s, b, start, start + n, limit, G, gb)
+    return sq + rows_one(A, Y, WT, s, b, start + n, stop, G, gb)
 
 
 @njit(**NUMBA_FLAGS)
-def _tile_rows(D, K, itemsize):
+def block_rows(A, Y, WT, s, b, start, stop, G, GB):
+    r"""One row block, row by row (A's rows contiguous).  See :func:`mse_block`.
+
+    Chunks of CHUNK_ROWS rows (:func:`chunk_rows`), each summed from zero into a
+    chunk partial, added into the block's partial with compensation.
+    """
+    if stop - start <= CHUNK_ROWS:  # one chunk: straight into the block's partial
+        return chunk_rows(A, Y, WT, s, b, start, stop, stop, G, GB)
+    K, D = G.shape
+    P = np.empty((K, D))
+    GC = np.zeros((K, D))
+    PB = np.empty(K)
+    BC = np.zeros(K)
+    sq = 0.0
+    sqc = 0.0
+    for c0 in range(start, stop, CHUNK_ROWS):
+        c1 = min(c0 + CHUNK_ROWS, stop)
+        P[:] = 0.0
+        if GB is None:
+            x = chunk_rows(A, Y, WT, s, b, c0, c1, stop, P, None)
+        else:
+            PB[:] = 0.0
+            x = chunk_rows(A, Y, WT, s, b, c0, c1, stop, P, PB)
+            add_compensated(GB, BC, PB)
+        add_compensated(G, GC, P)
+        sq, sqc = two_sum_add(sq, sqc, x)
+    finish_compensated(G, GC)
+    if GB is not None:
+        finish_compensated(GB, BC)
+    return sq + sqc
+
+
+@njit(**NUMBA_FLAGS)
+def tile_rows(D, K, itemsize):
     """Rows per column tile, from TILE_BYTES, COLUMN_RUN_BYTES and TILE_MAX_BYTES.
 
     A function of (D, K, dtype) only, so the tiles, like the blocks, never depend
@@ -306,12 +483,14 @@ def _tile_rows(D, K, itemsize):
 
 
 @njit(**NUMBA_FLAGS)
-def _tile(A, Y, WT, i0, i1, G, R):
-    r"""One tile of rows ``i0 <= i < i1``: ``G[k, j] += sum_i a_ij r_ik``; returns ``sum_ik r_ik**2``.
+def chunk_tile(A, Y, WT, s, b, i0, i1, P, PB, R):
+    r"""One tile of rows ``i0 <= i < i1`` (A's columns contiguous): ``P[k, j] = sum_i a_ij q_ik``,
+    ``PB[k] = sum_i q_ik``; returns ``sum_ik q_ik r_ik`` (``q_ik = s_i r_ik``).
 
-    First the residuals ``R[k, :] = y_ik - sum_j a_ij w_jk``, four columns of A
-    at a time down the tile (A read from memory); then the gradient, four
-    columns at a time over the same tile (A in cache), last columns first.
+    First the residuals ``R[k, :] = (y_ik - b_k) - sum_j a_ij w_jk``, four
+    columns of A at a time down the tile (A read from memory), weighted in
+    place; then the gradient, four columns at a time over the same tile (A in
+    cache), last columns first.  P and PB are written, not added to.
     """
     n = i1 - i0
     D = A.shape[1]
@@ -320,6 +499,10 @@ def _tile(A, Y, WT, i0, i1, G, R):
         r = R[k]
         for t in range(n):
             r[t] = Y[i0 + t, k]
+        if b is not None:
+            b_k = b[k]
+            for t in range(n):
+                r[t] -= b_k
     j = 0
     while j + 4 <= D:
         c0 = A[i0:i1, j]
@@ -344,10 +527,26 @@ def _tile(A, Y, WT, i0, i1, G, R):
                 r[t] -= c0[t] * w0
         j += 1
     sq = 0.0
+    sqc = 0.0  # the loss in runs of LOSS_RUN_TILE rows, the runs added with compensation
     for k in range(K):
         r = R[k]
-        for t in range(n):
-            sq += r[t] * r[t]
+        for t0 in range(0, n, LOSS_RUN_TILE):
+            t1 = min(t0 + LOSS_RUN_TILE, n)
+            x = 0.0
+            if s is None:
+                for t in range(t0, t1):
+                    x += r[t] * r[t]
+            else:
+                for t in range(t0, t1):
+                    q = s[i0 + t] * r[t]
+                    x += q * r[t]
+                    r[t] = q  # from here on R holds the weighted residuals
+            sq, sqc = two_sum_add(sq, sqc, x)
+        if PB is not None:
+            sb = 0.0
+            for t in range(n):
+                sb += r[t]
+            PB[k] = sb
     # the gradient from the last column to the first: the columns read last by
     # the residual pass are the likeliest still in L2 (a tile of 512 rows at
     # D = 512 is 2 MiB: 1.31-1.33x -> 1.24-1.27x the floor at 2 threads)
@@ -360,7 +559,7 @@ def _tile(A, Y, WT, i0, i1, G, R):
             s0 = 0.0
             for t in range(n):
                 s0 += c0[t] * r[t]
-            G[k, j] += s0
+            P[k, j] = s0
     while j >= 4:
         j -= 4
         c0 = A[i0:i1, j]
@@ -378,80 +577,117 @@ def _tile(A, Y, WT, i0, i1, G, R):
                 s1 += c1[t] * r[t]
                 s2 += c2[t] * r[t]
                 s3 += c3[t] * r[t]
-            G[k, j] += s0
-            G[k, j + 1] += s1
-            G[k, j + 2] += s2
-            G[k, j + 3] += s3
-    return sq
+            P[k, j] = s0
+            P[k, j + 1] = s1
+            P[k, j + 2] = s2
+            P[k, j + 3] = s3
+    return sq + sqc
 
 
 @njit(**NUMBA_FLAGS)
-def _block_tiles(A, Y, WT, start, stop, G):
-    r"""One row block in column tiles (A's columns contiguous): tiles of T rows in
-    row order, T from :func:`_tile_rows`.  See :func:`mse_block`."""
-    D = A.shape[1]
-    K = Y.shape[1]
-    T = _tile_rows(D, K, _itemsize(A))
+def block_tiles(A, Y, WT, s, b, start, stop, G, GB):
+    r"""One row block in column tiles (A's columns contiguous).  See :func:`mse_block`.
+
+    Tiles of T rows in row order, T from :func:`tile_rows`; each tile's partial
+    (:func:`chunk_tile`) added into the block's partial with compensation.
+    """
+    K, D = G.shape
+    T = tile_rows(D, K, _itemsize(A))
     R = np.empty((K, T))
+    P = np.empty((K, D))
+    GC = np.zeros((K, D))
+    PB = np.empty(K)
+    BC = np.zeros(K)
     sq = 0.0
+    sqc = 0.0
     for i0 in range(start, stop, T):
-        sq += _tile(A, Y, WT, i0, min(i0 + T, stop), G, R)
-    return sq
+        i1 = min(i0 + T, stop)
+        if GB is None:
+            x = chunk_tile(A, Y, WT, s, b, i0, i1, P, None, R)
+        else:
+            x = chunk_tile(A, Y, WT, s, b, i0, i1, P, PB, R)
+            add_compensated(GB, BC, PB)
+        add_compensated(G, GC, P)
+        sq, sqc = two_sum_add(sq, sqc, x)
+    finish_compensated(G, GC)
+    if GB is not None:
+        finish_compensated(GB, BC)
+    return sq + sqc
 
 
-def _block(A, Y, WT, start, stop, G):
+def _block(A, Y, WT, s, b, start, stop, G, GB):
     """The block function for A's layout (this Python form runs only under ``NUMBA_DISABLE_JIT=1``)."""
     if abs(A.strides[1]) <= abs(A.strides[0]):
-        return _block_rows(A, Y, WT, start, stop, G)
-    return _block_tiles(A, Y, WT, start, stop, G)
+        return block_rows(A, Y, WT, s, b, start, stop, G, GB)
+    return block_tiles(A, Y, WT, s, b, start, stop, G, GB)
 
 
 @overload(_block, jit_options=_OVERLOAD_OPTIONS)
-def _block_impl(A, Y, WT, start, stop, G):
+def _block_impl(A, Y, WT, s, b, start, stop, G, GB):
     if A.layout == "C":
-        return lambda A, Y, WT, start, stop, G: _block_rows(A, Y, WT, start, stop, G)
+        return lambda A, Y, WT, s, b, start, stop, G, GB: block_rows(A, Y, WT, s, b, start, stop, G, GB)
     if A.layout == "F":
-        return lambda A, Y, WT, start, stop, G: _block_tiles(A, Y, WT, start, stop, G)
+        return lambda A, Y, WT, s, b, start, stop, G, GB: block_tiles(A, Y, WT, s, b, start, stop, G, GB)
 
-    def any_strides(A, Y, WT, start, stop, G):  # walk A along its smaller stride
+    def any_strides(A, Y, WT, s, b, start, stop, G, GB):  # walk A along its smaller stride
         if abs(A.strides[1]) <= abs(A.strides[0]):
-            return _block_rows(A, Y, WT, start, stop, G)
-        return _block_tiles(A, Y, WT, start, stop, G)
+            return block_rows(A, Y, WT, s, b, start, stop, G, GB)
+        return block_tiles(A, Y, WT, s, b, start, stop, G, GB)
 
     return any_strides
 
 
 @njit(**NUMBA_FLAGS)
-def mse_block(A, Y, WT, start, stop, G):
-    r"""Accumulate one row block: ``G[k, j] += sum_i a_ij r_ik``; return ``sum_ik r_ik**2``.
+def mse_block(A, Y, WT, s, b, start, stop, G, GB):
+    r"""Accumulate one row block: ``G[k, j] += sum_i a_ij s_i r_ik``, ``GB[k] += sum_i s_i r_ik``;
+    return ``sum_ik s_i r_ik**2``.
 
-    ``r_ik = y_ik - sum_j a_ij w_jk`` for ``start <= i < stop``.  G is (K, D)
-    float64, the block's partial of the (un-scaled, sign-flipped) gradient.
-    Sums over j run in float64 whatever A's dtype.  A may have any strides:
-    contiguous rows go row by row (four at a time), contiguous columns in
-    column tiles (see the module docstring); the order of the sums depends
-    only on the shapes, the layout and the dtype.
+    ``r_ik = (y_ik - b_k) - sum_j a_ij w_jk`` for ``start <= i < stop``.  G is
+    (K, D) float64, the block's partial of the (un-scaled, sign-flipped)
+    gradient; GB (K,) float64 the intercept's, or None.  s (N,) float64 sample
+    weights or None (unit weights), b (K,) float64 intercept or None (a None
+    argument compiles its branch away).  Sums over j run in float64 whatever
+    A's dtype.  A may have any strides: contiguous rows go row by row (four at
+    a time) in chunks of CHUNK_ROWS rows, contiguous columns in column tiles
+    (see the module docstring); each chunk's partial is added into G with
+    compensation.  The order of the sums depends only on the shapes, the layout
+    and the dtype.
     """
-    return _block(A, Y, WT, start, stop, G)
+    return _block(A, Y, WT, s, b, start, stop, G, GB)
 
 
-@njit(**NUMBA_FLAGS)
+@njit(**NUMBA_EXACT_FLAGS)
 def mse_combine(G, SQ, scale, out):
     r"""Combine block partials in block order: ``out[j, k] = -2 scale sum_b G[b, k, j]``.
 
-    Returns ``loss = scale * sum_b SQ[b]``.  ``out`` is (D, K).
+    Returns ``loss = scale * sum_b SQ[b]``.  ``out`` is (D, K).  The sums over
+    the blocks are compensated (:func:`two_sum_add`).
     """
     nb, K, D = G.shape
     sq = 0.0
-    for b in range(nb):
-        sq += SQ[b]
+    c = 0.0
+    for blk in range(nb):
+        sq, c = two_sum_add(sq, c, SQ[blk])
     for k in range(K):
         for j in range(D):
             acc = 0.0
-            for b in range(nb):
-                acc += G[b, k, j]
-            out[j, k] = -2.0 * scale * acc
-    return scale * sq
+            e = 0.0
+            for blk in range(nb):
+                acc, e = two_sum_add(acc, e, G[blk, k, j])
+            out[j, k] = -2.0 * scale * (acc + e)
+    return scale * (sq + c)
+
+
+@njit(**NUMBA_EXACT_FLAGS)
+def combine_intercept(GB, scale, gb):
+    r"""Combine the intercept's block partials in block order: ``gb[k] = -2 scale sum_b GB[b, k]`` (compensated)."""
+    nb, K = GB.shape
+    for k in range(K):
+        acc = 0.0
+        e = 0.0
+        for blk in range(nb):
+            acc, e = two_sum_add(acc, e, GB[blk, k])
+        gb[k] = -2.0 * scale * (acc + e)
 
 
 @njit(**NUMBA_FLAGS)
@@ -460,27 +696,78 @@ def _n_blocks(N):
     return (N + rows - 1) // rows
 
 
-def _mse_loss_grad(A, Y, WT, scale, out):
-    r"""Fused MSE loss and gradient; writes ``out`` (D, K), returns the loss.
-
-    ``g_jk = -2 scale sum_i a_ij (y_ik - sum_l a_il w_lk)``: every row block's
-    partial ``G[b]`` and ``SQ[b]`` (``prange``: serial or parallel by target),
-    then the partials combined in block order.  Compiled twice below:
-    ``mse_loss_grad`` (serial, callable from a user's ``@njit`` code with
-    validated inputs, see the module docstring) and ``mse_loss_grad_parallel``.
-    """
+def _mse_partials(A, Y, WT, s, b, G, SQ, GB):
+    r"""Every row block's partials ``G[blk]``, ``SQ[blk]`` and (GB not None) ``GB[blk]``
+    (:func:`mse_block`; ``prange``: serial or parallel by target)."""
     N = A.shape[0]
     rows = row_blocks(N)
-    nb = _n_blocks(N)
-    G = np.zeros((nb, Y.shape[1], A.shape[1]))
+    for blk in prange(G.shape[0]):
+        start = blk * rows
+        if GB is None:
+            SQ[blk] = mse_block(A, Y, WT, s, b, start, min(start + rows, N), G[blk], None)
+        else:
+            SQ[blk] = mse_block(A, Y, WT, s, b, start, min(start + rows, N), G[blk], GB[blk])
+
+
+mse_partials, mse_partials_parallel = jit_targets(_mse_partials)
+
+
+@njit(**NUMBA_FLAGS)
+def mse_model_loss_grad(A, Y, WT, s, b, scale, out, gb):
+    r"""Fused loss and gradients of the weighted linear model with an intercept (serial).
+
+    ``r_ik = (y_ik - b_k) - sum_l a_il w_lk``: writes ``out[j, k] = -2 scale
+    sum_i a_ij s_i r_ik`` (D, K) and, gb not None, ``gb[k] = -2 scale sum_i
+    s_i r_ik`` (K,); returns ``scale sum_ik s_i r_ik**2``.  s (N,) float64 or
+    None (unit weights), b (K,) float64 or None (no intercept).  Every row
+    block's partial (:func:`mse_partials`), then the partials combined in
+    block order (:func:`mse_combine`, :func:`combine_intercept`).  Validated
+    inputs (see the module docstring); callable from a user's ``@njit`` code.
+    """
+    nb = _n_blocks(A.shape[0])
+    K = Y.shape[1]
+    G = np.zeros((nb, K, A.shape[1]))
     SQ = np.zeros(nb)
-    for b in prange(nb):
-        start = b * rows
-        SQ[b] = mse_block(A, Y, WT, start, min(start + rows, N), G[b])
+    if gb is None:
+        mse_partials(A, Y, WT, s, b, G, SQ, None)
+    else:
+        GB = np.zeros((nb, K))
+        mse_partials(A, Y, WT, s, b, G, SQ, GB)
+        combine_intercept(GB, scale, gb)
     return mse_combine(G, SQ, scale, out)
 
 
-mse_loss_grad, mse_loss_grad_parallel = jit_targets(_mse_loss_grad)
+@njit(**NUMBA_FLAGS)
+def mse_model_loss_grad_parallel(A, Y, WT, s, b, scale, out, gb):
+    r"""The parallel target of :func:`mse_model_loss_grad` (blocks over threads, same sums)."""
+    nb = _n_blocks(A.shape[0])
+    K = Y.shape[1]
+    G = np.zeros((nb, K, A.shape[1]))
+    SQ = np.zeros(nb)
+    if gb is None:
+        mse_partials_parallel(A, Y, WT, s, b, G, SQ, None)
+    else:
+        GB = np.zeros((nb, K))
+        mse_partials_parallel(A, Y, WT, s, b, G, SQ, GB)
+        combine_intercept(GB, scale, gb)
+    return mse_combine(G, SQ, scale, out)
+
+
+@njit(**NUMBA_FLAGS)
+def mse_loss_grad(A, Y, WT, scale, out):
+    r"""Fused MSE loss and gradient; writes ``out`` (D, K), returns the loss (serial).
+
+    ``g_jk = -2 scale sum_i a_ij (y_ik - sum_l a_il w_lk)``: :func:`mse_model_loss_grad`
+    with unit weights and no intercept; callable from a user's ``@njit`` code
+    with validated inputs (see the module docstring).
+    """
+    return mse_model_loss_grad(A, Y, WT, None, None, scale, out, None)
+
+
+@njit(**NUMBA_FLAGS)
+def mse_loss_grad_parallel(A, Y, WT, scale, out):
+    r"""The parallel target of :func:`mse_loss_grad` (blocks over threads)."""
+    return mse_model_loss_grad_parallel(A, Y, WT, None, None, scale, out, None)
 
 
 @njit(**NUMBA_FLAGS)
@@ -501,9 +788,10 @@ def mse_loss_grad_vec(A, y, w):
 # The backend protocol
 
 
-def loss_grad(A, Y, WT, scale, out, n_threads):
-    """Protocol: fused loss and gradient into ``out`` (D, K) on ``n_threads`` threads; returns the loss."""
-    return launch(mse_loss_grad, mse_loss_grad_parallel, n_threads, A, Y, WT, scale, out)
+def loss_grad(A, Y, WT, s, b, scale, out, gb, n_threads):
+    """Protocol: fused loss and gradients into ``out`` (D, K) and ``gb`` (K,) or None on ``n_threads``
+    threads; returns the loss (see :func:`mse_model_loss_grad`)."""
+    return launch(mse_model_loss_grad, mse_model_loss_grad_parallel, n_threads, A, Y, WT, s, b, scale, out, gb)
 
 
 def loss_grad_vec(A, y, w):

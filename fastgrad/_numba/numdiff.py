@@ -20,9 +20,10 @@ denominator is formed from the stored values (``(x_j + h) - x_j``), so float32 x
 gets exact secants.  After every evaluation the whole private copy is restored
 from x, so an f that writes into its argument cannot shift the later points.
 Each element's quotient depends only on f and that element, never on the
-chunking, so the result is bitwise identical for every thread count.  The chunk
-functions hold the whole computation; their ``py_func`` is what fastgrad runs
-for plain-Python f, so both paths do the same arithmetic.
+chunking, so the result is bitwise identical for every thread count.  A
+plain-Python f is differenced by ``fastgrad.numdiff`` with whole-column numpy
+operations (``stencil``, ``numerators``) that do this arithmetic element by
+element, so both paths give the same bits.
 ``grad``/``grad_parallel`` (and ``cgrad``, ``jac``, ``cjac``) are one body over
 fixed chunks (:func:`chunk_count`) compiled for the serial and the parallel
 target (``jit_targets``); ``grad_into`` & co. are the protocol (inputs, ``out``,
@@ -58,6 +59,12 @@ plus the rounding bound ``eps sum_k |c_k f_k| / h`` (formed only with ``full``).
     L(w + o h e_jk) = scale * ( sum_{k' != k} sum_i r_ik'^2  +  sum_i (r_ik - o h a_ij)^2 )
 
 an O(N) sum per perturbation, O(N D K) for the whole gradient (not O(N D^2 K)).
+Every row's perturbed squared residuals ``(r_ik - o h a_ij)^2`` are formed and
+their weighted difference (the method's numerator, e.g. ``L(w + h e_jk) -
+L(w - h e_jk)`` for central differences) is summed row by row: the common part
+of the perturbed losses cancels exactly and the difference is never taken of
+two large rounded sums, so the error does not grow with N (it stays below that
+of differencing two separately summed losses, as scipy's 3-point rule does).
 
 Preconditions (the caller's duty, done by ``fastgrad.numdiff``): x is a
 C-contiguous float32/float64 array owned by fastgrad; ``h`` a float64 array of
@@ -116,6 +123,10 @@ __all__ = [
     "cjac",
     "cjac_parallel",
     "cjac_into",
+    "sjac_chunk",
+    "sjac",
+    "sjac_parallel",
+    "sjac_into",
     "chunk_count",
     "timed_call",
     "mse_numgrad_combine",
@@ -819,87 +830,63 @@ def _stencil(method):
     return np.array([1.0])  # COMPLEX: one evaluation at w + i h e_jk
 
 
-@njit(**NUMBA_FLAGS)
-def _band_sq(A, R, hh, o, k, ju, t):
-    r"""``t[j] += sum_i (r_ik - o (hh_j a_i,ju+j))^2`` over every row i, in row order.
+# Rows per partial sum of the differences: each weight's sum over the rows is
+# formed in chunks of ROW_CHUNK rows, the chunk sums added in row order, so the
+# rounding of the running sum grows with ROW_CHUNK + N / ROW_CHUNK, not with N.
+ROW_CHUNK = 256
 
-    ``ju`` is the band's first column as an unsigned integer: unsigned indices
-    skip Numba's negative-index wraparound, so the loads of A are contiguous
-    vector loads (not gathers).  Rows go in blocks of 4 so that each t[j] is
-    loaded and stored once per block; the additions stay in row order.
+
+@njit(**NUMBA_FLAGS)
+def _coefficients(method):
+    """Weights c_m of the losses ``L(w + o_m h e_jk)`` in the method's numerator, and its denominator.
+
+    forward ``L_+ - L_0``, backward ``L_0 - L_-``, central ``(L_+ - L_-) / 2``,
+    five-point ``(L_-2 - 8 L_-1 + 8 L_+1 - L_+2) / 12`` (offsets as :func:`_stencil`).
+    """
+    if method == FIVE_POINT:
+        return np.array([1.0, -8.0, 8.0, -1.0]), 12.0
+    if method == CENTRAL:
+        return np.array([-1.0, 1.0]), 2.0
+    return np.array([-1.0, 1.0]), 1.0
+
+
+@njit(**NUMBA_FLAGS)
+def _band_diff(A, R, hh, offs, coefs, k, ju, t):
+    r"""``t[j] += sum_i sum_m c_m (r_ik - o_m hh_j a_i,ju+j)^2`` over every row i.
+
+    Each row's perturbed squared residuals are formed and their weighted
+    difference taken at once (for two offsets ``u_1^2 - u_0^2``), then summed
+    over the rows in chunks of ROW_CHUNK: the difference of the two perturbed
+    losses is accumulated directly, never as the difference of two large sums
+    (whose cancellation cost digits growing with N).  ``ju`` is the band's first
+    column as an unsigned integer (no wraparound code on the loads of A).
     """
     N = A.shape[0]
     n = t.size
-    i = 0
-    while i + 4 <= N:
-        r0 = R[i, k]
-        r1 = R[i + 1, k]
-        r2 = R[i + 2, k]
-        r3 = R[i + 3, k]
+    M = offs.size
+    part = np.empty(n)
+    for i0 in range(0, N, ROW_CHUNK):
+        part[:] = 0.0
+        for i in range(i0, min(i0 + ROW_CHUNK, N)):
+            r_ik = R[i, k]
+            if M == 2:
+                o0 = offs[0]
+                o1 = offs[1]
+                for j in range(n):
+                    d = hh[j] * A[i, ju + np.uint64(j)]
+                    u0 = r_ik - o0 * d
+                    u1 = r_ik - o1 * d
+                    part[j] += u1 * u1 - u0 * u0
+            else:
+                for j in range(n):
+                    d = hh[j] * A[i, ju + np.uint64(j)]
+                    acc = 0.0
+                    for m in range(M):
+                        u = r_ik - offs[m] * d
+                        acc += coefs[m] * (u * u)
+                    part[j] += acc
         for j in range(n):
-            h_j = hh[j]
-            c = ju + np.uint64(j)
-            u = r0 - o * (h_j * A[i, c])
-            s = t[j] + u * u
-            u = r1 - o * (h_j * A[i + 1, c])
-            s += u * u
-            u = r2 - o * (h_j * A[i + 2, c])
-            s += u * u
-            u = r3 - o * (h_j * A[i + 3, c])
-            t[j] = s + u * u
-        i += 4
-    while i < N:
-        r_ik = R[i, k]
-        for j in range(n):
-            u = r_ik - o * (hh[j] * A[i, ju + np.uint64(j)])
-            t[j] += u * u
-        i += 1
-
-
-@njit(**NUMBA_FLAGS)
-def _band_sq2(A, R, hh, o0, o1, k, ju, t0, t1):
-    """:func:`_band_sq` for two offsets at once (one pass over the band for both sums)."""
-    N = A.shape[0]
-    n = t0.size
-    i = 0
-    while i + 4 <= N:
-        r0 = R[i, k]
-        r1 = R[i + 1, k]
-        r2 = R[i + 2, k]
-        r3 = R[i + 3, k]
-        for j in range(n):
-            h_j = hh[j]
-            c = ju + np.uint64(j)
-            d = h_j * A[i, c]
-            u0 = r0 - o0 * d
-            u1 = r0 - o1 * d
-            s0 = t0[j] + u0 * u0
-            s1 = t1[j] + u1 * u1
-            d = h_j * A[i + 1, c]
-            u0 = r1 - o0 * d
-            u1 = r1 - o1 * d
-            s0 += u0 * u0
-            s1 += u1 * u1
-            d = h_j * A[i + 2, c]
-            u0 = r2 - o0 * d
-            u1 = r2 - o1 * d
-            s0 += u0 * u0
-            s1 += u1 * u1
-            d = h_j * A[i + 3, c]
-            u0 = r3 - o0 * d
-            u1 = r3 - o1 * d
-            t0[j] = s0 + u0 * u0
-            t1[j] = s1 + u1 * u1
-        i += 4
-    while i < N:
-        r_ik = R[i, k]
-        for j in range(n):
-            d = hh[j] * A[i, ju + np.uint64(j)]
-            u0 = r_ik - o0 * d
-            u1 = r_ik - o1 * d
-            t0[j] += u0 * u0
-            t1[j] += u1 * u1
-        i += 1
+            t[j] += part[j]
 
 
 @njit(**NUMBA_FLAGS)
@@ -914,66 +901,45 @@ def _band_im(A, R, hh, k, ju, t):
 
 
 @njit(**NUMBA_FLAGS)
-def _column_band(A, R, HH, offs, is_complex, j0, j1, T):
-    r"""``T[m, k, j] = sum_i (r_ik - o_m hh_kj a_ij)^2`` for ``j0 <= j < j1``.
+def _column_band(A, R, HH, method, j0, j1, T):
+    r"""``T[0, k, j] = sum_i sum_m c_m (r_ik - o_m hh_kj a_ij)^2`` for ``j0 <= j < j1``.
 
-    For the complex step (``is_complex``) ``T[0, k, j] = Im sum_i (r_ik - i hh_kj a_ij)^2
-    = -2 sum_i r_ik hh_kj a_ij``.  Per output k, passes over the rows of A's column
-    band (one pass for two offsets), each sum formed in row order i = 0..N-1.
-    The band's views are made once (not per row); A is indexed in place.
+    The c_m are the method's weights (:func:`_coefficients`): T holds the
+    numerator of the difference quotient, accumulated row by row.  For the
+    complex step ``T[0, k, j] = Im sum_i (r_ik - i hh_kj a_ij)^2
+    = -2 sum_i r_ik hh_kj a_ij``.  One pass over the band's rows per output k;
+    every weight's sum is formed by one thread in row order.
     """
     K = R.shape[1]
-    M = offs.size
     ju = np.uint64(j0)
+    offs = _stencil(method)
+    coefs, _ = _coefficients(method)
     for k in range(K):
         hh = HH[k, j0:j1]
-        if is_complex:
+        if method == COMPLEX:
             _band_im(A, R, hh, k, ju, T[0, k, j0:j1])
-        elif M == 2:
-            _band_sq2(A, R, hh, offs[0], offs[1], k, ju, T[0, k, j0:j1], T[1, k, j0:j1])
         else:
-            for m in range(M):
-                _band_sq(A, R, hh, offs[m], k, ju, T[m, k, j0:j1])
+            _band_diff(A, R, hh, offs, coefs, k, ju, T[0, k, j0:j1])
 
 
 @njit(**NUMBA_FLAGS)
 def mse_numgrad_combine(R, T, HH, method, scale, out):
-    r"""Form the perturbed losses and their difference quotients: ``out[j, k]``.
+    r"""The difference quotients: ``out[j, k] = scale T[0, k, j] / (q h_kj)``.
 
-    ``L_m = scale (sum_{k' != k} S_k' + T[m, k, j])`` with ``S_k = sum_i r_ik^2``;
-    forward ``(L_+ - L_0)/h``, backward ``(L_0 - L_-)/h``, central
-    ``(L_+ - L_-)/(2h)``, five-point ``(L_-2 - 8 L_-1 + 8 L_+1 - L_+2)/(12 h)``,
-    complex ``scale Im T / h``.
+    ``T[0, k, j]`` is the numerator ``sum_m c_m (L(w + o_m h e_jk) - rest) / scale``
+    accumulated row by row (the losses' common part ``rest``, the other outputs'
+    and rows' squared residuals, cancels exactly and is not re-added); q the
+    method's denominator: forward/backward 1, central 2, five-point 12; complex
+    ``scale Im T / h``.  R (the residual) is not read.
     """
-    N, K = R.shape
+    K = T.shape[1]
     D = HH.shape[1]
-    S = np.zeros(K)
-    for i in range(N):
-        for k in range(K):
-            S[k] += R[i, k] * R[i, k]
+    _, q = _coefficients(method)
+    if method == COMPLEX:
+        q = 1.0
     for k in range(K):
-        rest = 0.0  # sum over the other outputs, really summed (no subtraction)
-        for q in range(K):
-            if q != k:
-                rest += S[q]
-        L0 = scale * (rest + S[k])
         for j in range(D):
-            h = HH[k, j]
-            if method == FORWARD:
-                g = (scale * (rest + T[1, k, j]) - L0) / h
-            elif method == BACKWARD:
-                g = (L0 - scale * (rest + T[0, k, j])) / h
-            elif method == CENTRAL:
-                g = (scale * (rest + T[1, k, j]) - scale * (rest + T[0, k, j])) / (2.0 * h)
-            elif method == FIVE_POINT:
-                Lm2 = scale * (rest + T[0, k, j])
-                Lm1 = scale * (rest + T[1, k, j])
-                Lp1 = scale * (rest + T[2, k, j])
-                Lp2 = scale * (rest + T[3, k, j])
-                g = ((Lm2 - Lp2) + 8.0 * (Lp1 - Lm1)) / (12.0 * h)
-            else:
-                g = scale * T[0, k, j] / h
-            out[j, k] = g
+            out[j, k] = scale * T[0, k, j] / (q * HH[k, j])
 
 
 def _mse_numgrad(A, Y, WT, HH, method, scale, out):
@@ -991,11 +957,10 @@ def _mse_numgrad(A, Y, WT, HH, method, scale, out):
     R = np.empty((N, K))
     for i in prange(N):
         _residual_row(A, Y, WT, R, i)
-    offs = _stencil(method)
-    T = np.zeros((offs.size, K, D))
+    T = np.zeros((1, K, D))
     n_bands = (D + COL_CHUNK - 1) // COL_CHUNK
     for b in prange(n_bands):
-        _column_band(A, R, HH, offs, method == COMPLEX, b * COL_CHUNK, min((b + 1) * COL_CHUNK, D), T)
+        _column_band(A, R, HH, method, b * COL_CHUNK, min((b + 1) * COL_CHUNK, D), T)
     mse_numgrad_combine(R, T, HH, method, scale, out)
 
 
@@ -1005,3 +970,123 @@ mse_numgrad, mse_numgrad_parallel = jit_targets(_mse_numgrad)
 def mse_numgrad_into(A, Y, WT, HH, method, scale, out, n_threads):
     """Protocol: the numerical MSE gradient into ``out`` (D, K) on ``n_threads`` threads."""
     launch(mse_numgrad, mse_numgrad_parallel, n_threads, A, Y, WT, HH, method, scale, out)
+
+
+# ---------------------------------------------------------------------------
+# Sparse Jacobians: f at the points of whole groups of columns
+#
+# Group g's point at stencil position k sets every column j of the group,
+# ``changed[p]`` for ``gptr[g] <= p < gptr[g+1]``, to ``V[k, j]`` (the values
+# of ``fastgrad.numdiff.stencil``, in x's dtype); ``F[k G + g] = ravel f(point)``.
+# The difference quotients are formed from F by ``fastgrad.sparsity`` (the
+# same arithmetic as for a Python f).  Groups are split into fixed chunks
+# over the threads, each on its own private copy of x: every row of F depends
+# only on its group, never on the chunking, so every thread count gives the
+# same bits.
+
+
+@njit(**NUMBA_USER_FLAGS)
+def sjac_chunk(f, x, V, gptr, changed, args, lo, hi, F):
+    r"""``F[k G + g] = ravel f(x + sum_{j in group g} (V[k, j] - x_j) e_j)`` for groups ``lo <= g < hi``.
+
+    On a private copy of x, restored after every evaluation (f may write its
+    argument; the result is copied into F before the restore, so f may also
+    return a view of its argument).
+    """
+    G = gptr.size - 1
+    K = V.shape[0]
+    m = F.shape[1]
+    xc = x.copy()
+    flat = xc.reshape(xc.size)
+    xflat = x.reshape(x.size)
+    for g in range(lo, hi):
+        for k in range(K):
+            for p in range(gptr[g], gptr[g + 1]):
+                j = changed[p]
+                flat[j] = V[k, j]
+            value = np.ravel(f(xc, *args))
+            if value.size != m:
+                raise ValueError("f returned arrays of different sizes at different points")
+            _assign(F[k * G + g], value)
+            _assign(flat, xflat)  # f may have written into its argument
+
+
+def _sjac(f, x, V, gptr, changed, args, n_chunks, F, status):
+    """:func:`sjac_chunk` over ``n_chunks`` fixed chunks of groups (``prange``: by target); ``status[c] = 0``."""
+    G = gptr.size - 1
+    for c in prange(n_chunks):
+        sjac_chunk(f, x, V, gptr, changed, args, c * G // n_chunks, (c + 1) * G // n_chunks, F)
+        status[c] = 0
+
+
+sjac, sjac_parallel = jit_targets(_sjac, NUMBA_USER_FLAGS)
+
+_sjac_chunk_fc = _chunk_twin(sjac_chunk)
+
+
+def _sjac_fc(fty, jit_addr, c_addr, x, V, gptr, changed, args, lo, hi, F):
+    """First-class serial driver: :func:`sjac_chunk` over groups ``[lo, hi)``."""
+    _sjac_chunk_fc(_function_value(fty, jit_addr, c_addr), x, V, gptr, changed, args, lo, hi, F)
+
+
+def _sjac_fc_parallel(fty, jit_addr, c_addr, x, V, gptr, changed, args, n_chunks, F, status):
+    """First-class parallel driver: :func:`_sjac`'s loop."""
+    f = _function_value(fty, jit_addr, c_addr)
+    G = gptr.size - 1
+    for c in prange(n_chunks):
+        _sjac_chunk_fc(f, x, V, gptr, changed, args, c * G // n_chunks, (c + 1) * G // n_chunks, F)
+        status[c] = 0
+
+
+_I8_1D = nbt.Array(nbt.int64, 1, "C")
+_sjac_drivers: dict = {}
+
+
+def _sjac_driver(parallel, fty, xty, rty, fdtype):
+    """The cached first-class driver of :func:`sjac_chunk` for f's type, None if it cannot be built."""
+    key = (parallel, xty, rty)
+    with _drivers_lock:
+        if key not in _sjac_drivers:
+            body = _sjac_fc_parallel if parallel else _sjac_fc
+            suffix = f"_{_type_name(xty)}_to_{_type_name(rty)}"
+            twin = _pytypes.FunctionType(body.__code__, body.__globals__, body.__name__ + suffix,
+                                         body.__defaults__, body.__closure__)
+            twin.__qualname__ = body.__qualname__ + suffix
+            twin.__module__ = body.__module__
+            twin.__doc__ = body.__doc__
+            span = (_I8,) if parallel else (_I8, _I8)
+            sig = nbt.void(nbt.TypeRef(fty), _I8, _I8, xty, nbt.Array(xty.dtype, 2, "C"), _I8_1D, _I8_1D,
+                           _NO_ARGS, *span, nbt.Array(fdtype, 2, "C"), *((_STATUS,) if parallel else ()))
+            flags = dict(NUMBA_EXACT_FLAGS, parallel=True) if parallel else dict(NUMBA_EXACT_FLAGS)
+            try:
+                _sjac_drivers[key] = njit(sig, **flags)(twin)
+            except Exception:  # noqa: BLE001 - never fatal: the per-f kernels do the same work
+                _sjac_drivers[key] = None
+        return _sjac_drivers[key]
+
+
+def sjac_into(f, x, V, gptr, changed, args, F, n_threads):
+    """Protocol: f at every group's points into ``F`` (K G, m), groups over ``n_threads`` threads.
+
+    ``x`` (float or, for the complex step, complex) C-contiguous and owned,
+    ``V`` (K, x.size) C-contiguous of x's dtype, ``gptr``/``changed`` int64,
+    ``F`` float64 (complex128 for complex x) C-contiguous.
+    """
+    serial, parallel = sjac_chunk, sjac_parallel
+    kind = "cjac" if np.iscomplexobj(x) else "jac"
+    fc = _first_class(kind, f, x, args)
+    if fc is not None:
+        fty, jit_addr, c_addr, xty, rty = fc
+        fdtype = nbt.complex128 if kind == "cjac" else nbt.float64
+
+        def serial(f, *rest):  # noqa: F811 - the cached driver where it builds
+            driver = _sjac_driver(False, fty, xty, rty, fdtype)
+            return sjac_chunk(f, *rest) if driver is None else driver(fty, jit_addr, c_addr, *rest)
+
+        def parallel(f, *rest):  # noqa: F811
+            driver = _sjac_driver(True, fty, xty, rty, fdtype)
+            return sjac_parallel(f, *rest) if driver is None else driver(fty, jit_addr, c_addr, *rest)
+
+    _run_user(lambda lo, hi: serial(f, x, V, gptr, changed, args, lo, hi, F),
+              lambda nc, status: parallel(f, x, V, gptr, changed, args, nc, F, status),
+              gptr.size - 1, n_threads)

@@ -1,0 +1,118 @@
+r"""Numba kernels of sparse Jacobians: column groups, their check, and the scatter into CSR data.
+
+Two columns of a sparsity structure S (m, n) are structurally orthogonal when no
+row has a nonzero in both; a group of such columns is perturbed at once, and
+row i of the group's difference ``f(x + sum_{j in g} h_j e_j) - f(x)`` belongs
+to the one column j of the group with ``S_ij != 0`` (Curtis, Powell and Reid,
+1974).
+
+Preconditions (the caller's duty, done by ``fastgrad.sparsity``): ``indptr``,
+``indices`` int64 arrays of a valid CSC (``group_sparse``) or CSR pattern,
+every index in range; ``perm`` a permutation of ``range(n)``; ``groups`` n
+integers in ``[0, G)``; output arrays of the documented sizes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .._config import NUMBA_EXACT_FLAGS, NUMBA_FLAGS
+
+__all__ = ["group_sparse", "group_order", "first_clash", "scatter_groups"]
+
+
+@njit(**NUMBA_FLAGS)
+def group_sparse(m, n, indices, indptr, perm, groups):
+    r"""Greedy column groups of the CSC pattern (indptr, indices), columns visited in the order ``perm``.
+
+    The first ungrouped column (in the order ``perm``) opens group g; every
+    later ungrouped column whose rows miss the union of the group's rows joins
+    it (its rows added to the union); repeat until every column has a group.
+    ``groups[perm[i]]`` is the group of the i-th visited column: the
+    enumeration of scipy's ``group_sparse`` on ``S[:, perm]``, so its groups.
+    """
+    for j in range(n):
+        groups[j] = -1
+    union = np.zeros(m, dtype=np.int8)
+    current = 0
+    for i in range(n):
+        ci = perm[i]
+        if groups[ci] >= 0:
+            continue
+        groups[ci] = current
+        all_grouped = True
+        for r in range(m):
+            union[r] = 0
+        for k in range(indptr[ci], indptr[ci + 1]):
+            union[indices[k]] = 1
+        for j in range(n):
+            cj = perm[j]
+            if groups[cj] >= 0:
+                continue
+            all_grouped = False
+            intersect = False
+            for k in range(indptr[cj], indptr[cj + 1]):
+                if union[indices[k]] == 1:
+                    intersect = True
+                    break
+            if not intersect:
+                for k in range(indptr[cj], indptr[cj + 1]):
+                    union[indices[k]] = 1
+                groups[cj] = current
+        if all_grouped:
+            break
+        current += 1
+
+
+@njit(**NUMBA_FLAGS)
+def group_order(groups, G, gptr, by_group):
+    """Counting sort: ``by_group[gptr[g]:gptr[g+1]]`` are the columns of group g, in increasing order."""
+    for g in range(G + 1):
+        gptr[g] = 0
+    for j in range(groups.size):
+        gptr[groups[j] + 1] += 1
+    for g in range(G):
+        gptr[g + 1] += gptr[g]
+    fill = gptr[:G].copy()
+    for j in range(groups.size):
+        g = groups[j]
+        by_group[fill[g]] = j
+        fill[g] += 1
+
+
+@njit(**NUMBA_FLAGS)
+def first_clash(m, indptr, indices, groups, G, clash):
+    """The first row (CSR) holding two columns of one group: ``clash = (row, column, column)``; False if none."""
+    seen = np.full(G, -1, dtype=np.int64)
+    owner = np.zeros(G, dtype=np.int64)
+    for i in range(m):
+        for k in range(indptr[i], indptr[i + 1]):
+            j = indices[k]
+            g = groups[j]
+            if seen[g] == i:
+                clash[0] = i
+                clash[1] = owner[g]
+                clash[2] = j
+                return True
+            seen[g] = i
+            owner[g] = j
+    return False
+
+
+@njit(**NUMBA_EXACT_FLAGS)
+def scatter_groups(m, indptr, indices, groups, g0, g1, row_c, col_c, num, den, data):
+    r"""``data_k = num[g(j) - g0, row_c[i]] / den[col_c[j]]`` for every CSR entry (i, j) with g0 <= g(j) < g1.
+
+    ``num`` (g1 - g0, f.size) are the groups' difference numerators (f raveled
+    in C order), ``den`` the denominators of x's elements (C order); ``row_c``
+    and ``col_c`` map the structure's row and column numbers (its ``order``)
+    to those C positions.  Entry by entry the dense quotient's arithmetic.
+    """
+    for i in range(m):
+        r = row_c[i]
+        for k in range(indptr[i], indptr[i + 1]):
+            j = indices[k]
+            g = groups[j]
+            if g0 <= g < g1:
+                data[k] = num[g - g0, r] / den[col_c[j]]
