@@ -73,7 +73,7 @@ BACKEND_PACKAGES = {
     "numba": "fastgrad._numba",
     "numpy": "fastgrad._numpy",
 }
-FAMILIES = ("mse", "numdiff", "kron", "nn", "mse_hessp", "mse_sparse")
+FAMILIES = ("mse", "numdiff", "kron", "nn", "mse_hessp", "mse_sparse", "sparsity")
 BACKENDS = tuple(BACKEND_PACKAGES)  # in order of preference
 
 # The default: the compiled backend with no compile wait, Cython where its

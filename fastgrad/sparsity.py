@@ -48,13 +48,12 @@ def _pattern_csc(S: Any, name: str) -> tuple[int, int, Any]:
 
 
 def _greedy(csc: Any, perm: np.ndarray) -> np.ndarray:
-    """Groups of the columns of ``csc`` visited in the order ``perm`` (the compiled greedy pass)."""
-    from ._numba.sparsity import group_sparse
-
+    """Groups of the columns of ``csc`` visited in the order ``perm`` (the backend's greedy pass)."""
     m, n = csc.shape
     groups = np.empty(n, dtype=np.int64)
-    group_sparse(m, n, csc.indices.astype(np.int64), csc.indptr.astype(np.int64),
-                 perm.astype(np.int64), groups)
+    union = np.empty(m, dtype=np.int64)
+    _config.kernels("sparsity").group_sparse(m, n, csc.indices.astype(np.int64), csc.indptr.astype(np.int64),
+                                             perm.astype(np.int64), union, groups)
     return groups.astype(np.intp, copy=False)
 
 
@@ -140,10 +139,9 @@ def _flat_positions(shape: tuple, order: str) -> np.ndarray:
 
 def _check_orthogonal(m: int, indptr: np.ndarray, indices: np.ndarray, groups: np.ndarray, G: int) -> None:
     """``ValueError`` naming sparsity unless no row holds two columns of one group."""
-    from ._numba.sparsity import first_clash
-
     clash = np.zeros(3, dtype=np.int64)
-    if first_clash(m, indptr, indices, groups, G, clash):
+    seen = np.empty(G, dtype=np.int64)
+    if _config.kernels("sparsity").first_clash(m, indptr, indices, groups, G, seen, clash):
         i, j, k = (int(v) for v in clash)
         raise ValueError(
             f"sparsity groups are not structurally orthogonal: columns {j} and {k} are both in group "
@@ -166,7 +164,6 @@ def sparse_numjac(f: Callable, x: np.ndarray, args: tuple, steps: np.ndarray, me
     """
     import scipy.sparse as sp
 
-    from ._numba.sparsity import group_order, scatter_groups
     from .numdiff import (
         _complex_copy,
         _complex_value,
@@ -204,9 +201,10 @@ def sparse_numjac(f: Callable, x: np.ndarray, args: tuple, steps: np.ndarray, me
     V, den = stencil(xp, steps, method)
     K = len(V)
     dtype = np.complex128 if method == "complex" else np.float64
+    sparse_kernels = _config.kernels("sparsity")
     gptr = np.empty(G + 1, dtype=np.int64)
     by_group = np.empty(n, dtype=np.int64)
-    group_order(groups, G, gptr, by_group)  # S's columns, group by group
+    sparse_kernels.group_order(groups, G, gptr, by_group)  # S's columns, group by group
     changed = col_c[by_group]
     block = max(1, _evaluate.STACK_BYTES // (16 * K * max(m, 1)))
     njit_f = _is_njit(f) and x.ndim > 0 and bool(fshape) and not vectorized
@@ -228,7 +226,8 @@ def sparse_numjac(f: Callable, x: np.ndarray, args: tuple, steps: np.ndarray, me
             vals = np.concatenate([v[changed[a:b]] for v in V])
             F = _evaluate.evaluate(f, xp, args, _evaluate.Points(ptr, idx, vals), check, m, dtype, **run)
         num, _ = numerators([F[k * B:(k + 1) * B] for k in range(K)], f0, method)
-        scatter_groups(m, indptr, indices, groups, g0, g1, row_c, col_c, np.ascontiguousarray(num), den, data)
+        sparse_kernels.scatter_groups(m, indptr, indices, groups, g0, g1, row_c, col_c, np.ascontiguousarray(num),
+                                      den, data)
     return result
 
 

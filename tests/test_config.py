@@ -134,7 +134,7 @@ def test_cython_built_with_openmp():
 # The one dispatcher and the kernel protocol
 
 WRAPPERS = ("mse.py", "numdiff.py", "gradient_checks.py", "kron.py", "nn.py", "identities.py", "train.py",
-            "dask.py", "hessian.py", "taylor.py")
+            "dask.py", "hessian.py", "taylor.py", "sparsity.py")
 
 
 def test_wrappers_name_no_backend_and_import_no_kernel_module():

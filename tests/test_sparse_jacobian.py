@@ -11,6 +11,7 @@ from scipy.optimize._numdiff import approx_derivative
 from scipy.optimize._numdiff import group_columns as scipy_group_columns
 
 import fastgrad
+from fastgrad import _config
 
 METHODS = ["forward", "backward", "central", "five-point", "complex"]
 
@@ -111,6 +112,160 @@ def test_group_columns_bad_input():
         fastgrad.group_columns(np.array([["a", "b"]]))
     with pytest.raises(ValueError, match=r"order must be a permutation of range\(3\)"):
         fastgrad.group_columns(np.eye(3), order=[0, 0, 1])
+
+
+# ---------------------------------------------------------------------------
+# The kernels of the sparsity family, backend by backend: bitwise equal to
+# straightforward Python loops (and the grouping to scipy's)
+
+
+def kernel_patterns(seed, count):
+    """``count`` random boolean patterns, empty rows and columns and degenerate shapes included."""
+    rng = np.random.default_rng(seed)
+    shapes = [(0, 4), (4, 0), (1, 1), (1, 9), (9, 1)] + [tuple(rng.integers(1, 35, 2)) for _ in range(count - 5)]
+    for m, n in shapes:
+        S = rng.random((m, n)) < rng.uniform(0.0, 0.7)
+        if m > 1 and n > 1:
+            S[rng.integers(m)] = False
+            S[:, rng.integers(n)] = False
+        yield rng, S
+
+
+def loop_first_clash(S_csr, groups):
+    """The first CSR entry whose group an earlier entry of its row already has: (row, earlier column, column)."""
+    for i in range(S_csr.shape[0]):
+        cols = S_csr.indices[S_csr.indptr[i]:S_csr.indptr[i + 1]]
+        for b, j in enumerate(cols):
+            for q in cols[:b]:
+                if groups[q] == groups[j]:
+                    return [i, q, j]
+    return None
+
+
+def test_sparsity_kernels_group_sparse(backend):
+    kernels = _config.kernels("sparsity", backend)
+    for rng, S in kernel_patterns(1, 40):
+        m, n = S.shape
+        csc = sp.csc_array(S)
+        for perm in (np.arange(n), rng.permutation(n)):
+            groups = np.full(n, 99, dtype=np.int64)
+            union = np.full(m, 99, dtype=np.int64)
+            kernels.group_sparse(m, n, csc.indices.astype(np.int64), csc.indptr.astype(np.int64),
+                                 perm.astype(np.int64), union, groups)
+            np.testing.assert_array_equal(groups, naive.group_columns(S, perm), err_msg=f"{backend} {S.shape}")
+            if m and n:
+                np.testing.assert_array_equal(groups, scipy_group_columns(S, perm))
+
+
+def test_sparsity_kernels_group_order(backend):
+    kernels = _config.kernels("sparsity", backend)
+    rng = np.random.default_rng(2)
+    for n in (0, 1, 7, 50, 300):
+        G = int(rng.integers(1, 12))
+        groups = rng.integers(0, G, n).astype(np.int64)
+        gptr = np.full(G + 1, 99, dtype=np.int64)
+        by_group = np.full(n, 99, dtype=np.int64)
+        kernels.group_order(groups, G, gptr, by_group)
+        np.testing.assert_array_equal(gptr, np.concatenate([[0], np.cumsum(np.bincount(groups, minlength=G))]))
+        np.testing.assert_array_equal(by_group, np.argsort(groups, kind="stable"))
+
+
+def test_sparsity_kernels_first_clash(backend):
+    kernels = _config.kernels("sparsity", backend)
+    clashes = 0
+    for rng, S in kernel_patterns(3, 40):
+        m, n = S.shape
+        csr = sp.csr_array(S)
+        for groups in (naive.group_columns(S, rng.permutation(n)), rng.integers(0, max(1, n // 2), n)):
+            groups = np.asarray(groups, dtype=np.int64)
+            G = int(groups.max()) + 1 if n else 0
+            clash = np.full(3, 99, dtype=np.int64)
+            found = kernels.first_clash(m, csr.indptr.astype(np.int64), csr.indices.astype(np.int64), groups, G,
+                                        np.full(G, 99, dtype=np.int64), clash)
+            expect = loop_first_clash(csr, groups)
+            assert found is (expect is not None), (backend, S.shape)
+            if found:
+                clashes += 1
+                assert clash.tolist() == expect, (backend, S.shape)
+    assert clashes > 10  # random groups do clash
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sparsity_kernels_scatter_groups(backend, dtype):
+    kernels = _config.kernels("sparsity", backend)
+    for rng, S in kernel_patterns(4, 25):
+        m, n = S.shape
+        csr = sp.csr_array(S)
+        indptr, indices = csr.indptr.astype(np.int64), csr.indices.astype(np.int64)
+        groups = rng.integers(0, 5, n).astype(np.int64)
+        row_c, col_c = rng.permutation(m).astype(np.int64), rng.permutation(n).astype(np.int64)
+        g0, g1 = 1, 4
+        num = rng.standard_normal((g1 - g0, m))
+        den = rng.uniform(0.5, 2.0, n) * 1e-3
+        data = np.full(indices.size, 7.0, dtype=dtype)
+        kernels.scatter_groups(m, indptr, indices, groups, g0, g1, row_c, col_c, num, den, data)
+        expect = np.full(indices.size, 7.0, dtype=dtype)
+        for i in range(m):
+            for k in range(indptr[i], indptr[i + 1]):
+                g = groups[indices[k]]
+                if g0 <= g < g1:
+                    expect[k] = num[g - g0, row_c[i]] / den[col_c[indices[k]]]
+        assert data.tobytes() == expect.tobytes(), (backend, S.shape)
+
+
+def test_sparsity_functions_use_the_selected_backend(backend, monkeypatch):
+    kernels = _config.kernels("sparsity", backend)
+    names = _config.kernels("sparsity", "numpy").__all__  # the protocol
+    called = []
+    for name in names:
+        fn = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, _fn=fn, _name=name: (called.append(_name), _fn(*a))[1])
+    S = banded(12, 1, 1)
+    x = np.linspace(0.1, 1.0, 12)
+    with fastgrad.use_backend(backend):
+        groups = fastgrad.group_columns(S)
+        J = fastgrad.numjac(lambda z: z ** 3, x, sparsity=(S, groups))
+        with pytest.raises(ValueError, match="columns 0 and 1 are both in group 0 and both nonzero in row 0"):
+            fastgrad.numjac(lambda z: z ** 3, x, sparsity=(S, np.zeros(12, dtype=int)))
+    assert sorted(set(called)) == sorted(names)
+    np.testing.assert_array_equal(groups, scipy_group_columns(S))
+    np.testing.assert_allclose(J.toarray(), np.diag(3 * x ** 2), rtol=1e-8, atol=1e-12)
+
+
+def test_sparse_jacobian_bitwise_equal_across_backends():
+    rng = np.random.default_rng(6)
+    S = random_pattern(30, 40, 0.15, rng)
+    f = structured_f(S)
+    x = rng.standard_normal(40)
+    results = {}
+    for backend in fastgrad.available_backends():
+        with fastgrad.use_backend(backend):
+            results[backend] = (fastgrad.group_columns(S, order=3), fastgrad.numjac(f, x, sparsity=S))
+    groups, J = results["numba"]
+    for backend, (g, K) in results.items():
+        np.testing.assert_array_equal(g, groups, err_msg=backend)
+        assert K.data.tobytes() == J.data.tobytes(), backend
+        np.testing.assert_array_equal(K.indices, J.indices)
+
+
+def test_cython_sparse_jacobian_compiles_no_numba_kernel():
+    # with the Cython backend the grouping, the check and the scatter need no Numba compile
+    import subprocess
+    import sys
+
+    if "cython" not in fastgrad.available_backends():
+        pytest.skip("Cython backend not built")
+    code = (
+        "import sys, numpy as np, fastgrad\n"
+        "S = np.eye(8) + np.eye(8, k=1) != 0\n"
+        "groups = fastgrad.group_columns(S)\n"
+        "J = fastgrad.numjac(lambda z: np.append(z[:-1] * z[1:], z[-1]), np.ones(8), sparsity=(S, groups))\n"
+        "assert J.nnz == 15, J.nnz\n"
+        "print(sorted(m for m in sys.modules if m.startswith('fastgrad._numba')))\n"
+    )
+    env = dict(__import__("os").environ, FASTGRAD_BACKEND="cython")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert "fastgrad._numba.sparsity" not in out.stdout, out.stdout
 
 
 # ---------------------------------------------------------------------------

@@ -9,4 +9,4 @@ module also exports the backend protocol (see ``docs/architecture.md``).
 
 def probe() -> None:
     """Raise ImportError when the compiled extensions are not built."""
-    from . import kron, mse, mse_hessp, mse_sparse, nn, numdiff  # noqa: F401
+    from . import kron, mse, mse_hessp, mse_sparse, nn, numdiff, sparsity  # noqa: F401
