@@ -44,6 +44,10 @@ __all__ = [
     "NUMBA_USER_FLAGS",
     "PARALLEL_MIN_WORK",
     "USER_PARALLEL_MIN_NS",
+    "USER_PYTHON_CALL_S",
+    "USER_PYTHON_TOTAL_S",
+    "USER_PYTHON_OVERHEAD_S",
+    "USER_PYTHON_EVAL_S",
     "USER_WORKERS_MIN_S",
     "STREAM_PARALLEL_MIN",
     "FILL_PARALLEL_MIN",
@@ -134,6 +138,21 @@ PARALLEL_MIN_WORK = 1 << 17
 # second core one launch can cost milliseconds (8 ms against 0.02 ms serially
 # for n = 2).  Below 200 us of work the pool cannot win much, and may lose a lot.
 USER_PARALLEL_MIN_NS = 200_000
+
+# numgrad/numjac over a user's @njit f run compiled through a driver that is
+# compiled once per machine (about 1.5 s, then loaded from Numba's cache in
+# ~0.05 s).  While that driver is in no cache, a call that would cost less than
+# USER_PYTHON_CALL_S through f's dispatcher from Python runs that way instead,
+# with the same arithmetic and the same bits: USER_PYTHON_OVERHEAD_S per call
+# (the Python-side setup: ~0.1 ms against ~0.07 ms compiled, at n = 2) plus, per
+# evaluation, f's own time and USER_PYTHON_EVAL_S (copying x, setting one
+# element, the call: 3-8 us), as measured on the development machine.  Once
+# such calls have cost USER_PYTHON_TOTAL_S in a process, compiling pays and the
+# next call compiles.
+USER_PYTHON_CALL_S = 0.02
+USER_PYTHON_TOTAL_S = 0.25
+USER_PYTHON_OVERHEAD_S = 1e-4
+USER_PYTHON_EVAL_S = 5e-6
 
 # numgrad/numjac of a Python f with workers=n (threads) use the pool only when
 # the evaluations together take at least this long (timed on f(x)): starting a

@@ -240,6 +240,31 @@ def _kernel_threads(parallel: Any, n: int, evaluations: int, seconds: float | No
     return _config.threads_for(int(min(work_ns, 2**62)), _config.USER_PARALLEL_MIN_NS)
 
 
+_python_spent: dict[str, float] = {}  # kind -> estimated seconds of @njit-f calls run from Python so far
+
+
+def _from_python(kind: str, f: Callable, x: np.ndarray, args: tuple, arrays: tuple, evaluations: int,
+                 seconds: float | None, threads: int) -> bool:
+    """Run this call over an ``@njit`` f through f's dispatcher from Python (serially), not compiled?
+
+    Yes while the compiled route would first compile its driver (it is in no
+    cache yet: about 1.5 s, once per machine, more for the parallel one), the
+    call would cost less than ``_config.USER_PYTHON_CALL_S`` from Python, and
+    such calls have cost less than ``_config.USER_PYTHON_TOTAL_S`` in this
+    process (then compiling pays).  Both routes do the same arithmetic: the
+    same bits.  ``threads`` is the compiled route's thread count.
+    """
+    if seconds is None:
+        return False
+    cost = _config.USER_PYTHON_OVERHEAD_S + evaluations * (seconds + _config.USER_PYTHON_EVAL_S)
+    if cost > _config.USER_PYTHON_CALL_S or _python_spent.get(kind, 0.0) + cost > _config.USER_PYTHON_TOTAL_S:
+        return False
+    if _config.user_function_kernels().driver_ready(kind, f, x, args, *arrays, parallel=threads > 1):
+        return False
+    _python_spent[kind] = _python_spent.get(kind, 0.0) + cost
+    return True
+
+
 def stencil(x: np.ndarray, steps: np.ndarray, method: str) -> tuple[list[np.ndarray], np.ndarray]:
     r"""The perturbed values of every element at the method's points (in x's dtype) and the denominators.
 
@@ -543,9 +568,9 @@ def _numgrad(
             value = _real_value(value, "f(x)")
             f0 = value if f0 is None else f0
         f0 = float(np.float64(f0))
-        if njit_f:
-            k.grad_into(f, x, steps, METHOD_CODES[method], f0, args, full, eps, out, err,
-                        _kernel_threads(parallel, n, evaluations, seconds))
+        threads = _kernel_threads(parallel, n, evaluations, seconds) if njit_f else 1
+        if njit_f and not _from_python("grad", f, x, args, (steps, out, err), n * evaluations, seconds, threads):
+            k.grad_into(f, x, steps, METHOD_CODES[method], f0, args, full, eps, out, err, threads)
             return out, err
         xp = x
         check = _ScalarCheck(_real_value, "iuf")
@@ -738,9 +763,12 @@ def _numjac(
     if n == 0:
         return np.empty((m, n))
     njit_f = _is_njit(f) and x.ndim > 0 and not vectorized
+    J = np.empty((m, n)) if njit_f else None
+    threads = _kernel_threads(parallel, n, _EVALUATIONS[method], seconds) if njit_f else 1
+    if njit_f and method != "complex" and f0 is not None and _from_python(
+            "jac", f, x, args, (steps, f0, J), n * _EVALUATIONS[method], seconds, threads):
+        njit_f = False
     if njit_f:
-        J = np.empty((m, n))
-        threads = _kernel_threads(parallel, n, _EVALUATIONS[method], seconds)
         if method == "complex":
             k.cjac_into(f, _complex_copy(x), steps, args, J, threads)
         else:

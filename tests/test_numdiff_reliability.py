@@ -50,6 +50,13 @@ def _set_threads(n):
     fastgrad.set_num_threads(n)
 
 
+@pytest.fixture(autouse=True)
+def compiled_route(monkeypatch):
+    """Every call over an @njit f takes the compiled route, however small (these tests are about it);
+    small calls before the driver is compiled run f from Python: tests/test_numdiff_tiers.py."""
+    monkeypatch.setattr(_config, "USER_PYTHON_CALL_S", 0.0)
+
+
 @pytest.fixture
 def always_parallel(monkeypatch):
     """Every compiled loop over more than one element goes to the thread pool (no work threshold)."""
@@ -514,6 +521,7 @@ def v(x):
 x = np.linspace(0.1, 1.0, 5)
 fastgrad.set_num_threads(1)
 assert np.allclose(fastgrad.numgrad(f, x), np.sin(x) + x * np.cos(x))
+fastgrad._config.USER_PYTHON_CALL_S = 0.0  # the compiled route even for this small call
 assert np.allclose(fastgrad.numjac(v, x), np.diag(np.sin(x) + x * np.cos(x)))
 hits = sum(sum(d.stats.cache_hits.values()) for d in k._drivers.values() if d is not None)
 misses = sum(sum(d.stats.cache_misses.values()) for d in k._drivers.values() if d is not None)
@@ -547,6 +555,7 @@ def g(x, c):
 
 fastgrad._config.USER_PARALLEL_MIN_NS = 0  # the compiled loops of several elements run in parallel
 x = np.linspace(0.1, 1.0, 4)
+fastgrad._config.USER_PYTHON_CALL_S = 0.0  # the compiled route even for these small calls
 for n in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
     fastgrad.set_num_threads(n)
     assert np.allclose(fastgrad.numgrad(f, x), 2 * x)                  # compiles the driver here

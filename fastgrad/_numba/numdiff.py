@@ -128,6 +128,7 @@ __all__ = [
     "sjac_parallel",
     "sjac_into",
     "chunk_count",
+    "driver_ready",
     "timed_call",
     "mse_numgrad_combine",
     "mse_numgrad",
@@ -546,8 +547,11 @@ def _type_name(t):
     return f"{t.dtype}_{t.ndim}d" if isinstance(t, nbt.Array) else str(t)
 
 
-def _compile_driver(kind, parallel, fty, xty, rty):
-    """A cached driver of ``kind`` for one type of f, with its own qualified name (its own cache files)."""
+def _driver_dispatcher(kind, parallel, fty, xty, rty):
+    """``(dispatcher, signature)`` of the driver of ``kind`` for one type of f, not yet compiled.
+
+    Its own qualified name, so its own cache files.
+    """
     body = _BODIES[kind][1 if parallel else 0]
     suffix = f"_{_type_name(xty)}_to_{_type_name(rty)}"
     twin = _pytypes.FunctionType(body.__code__, body.__globals__, body.__name__ + suffix,
@@ -556,22 +560,76 @@ def _compile_driver(kind, parallel, fty, xty, rty):
     twin.__module__ = body.__module__
     twin.__doc__ = body.__doc__
     flags = dict(NUMBA_EXACT_FLAGS, parallel=True) if parallel else dict(NUMBA_EXACT_FLAGS)
-    return njit(_signature(kind, parallel, fty, xty), **flags)(twin)
+    return njit(**flags)(twin), _signature(kind, parallel, fty, xty)
 
 
-def _driver(kind, parallel, fty, xty, rty):
-    """The driver of ``kind`` for f's type (compiled or loaded once per process), None if it cannot be built."""
+def _load_cached(disp, sig):
+    """Load ``disp``'s overload for ``sig`` from Numba's on-disk cache, never compiling; True if it was there.
+
+    What ``Dispatcher.compile`` does on a cache hit (an absent or disabled
+    cache, or another Numba version's internals: False).
+    """
+    try:
+        cres = disp._cache.load_overload(sig, disp.targetctx)
+        if cres is None:
+            return False
+        if not cres.objectmode:
+            disp.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+        disp.add_overload(cres)
+        disp._cache_hits[sig] += 1  # as Numba counts it (``dispatcher.stats``)
+    except Exception:  # noqa: BLE001 - the caller compiles instead
+        return False
+    return True
+
+
+_unbuilt: dict = {}  # key -> (dispatcher, signature) of a driver found in no cache, not compiled yet
+
+
+def _driver(kind, parallel, fty, xty, rty, compile=True):
+    """The driver of ``kind`` for f's type, None if it cannot be built.
+
+    Loaded from the on-disk cache or compiled once per process; with
+    ``compile=False`` only loaded (None when no cache holds it; the cache is
+    read once per process for each driver).
+    """
     key = (kind, parallel, xty, rty)
     driver = _drivers.get(key, False)
-    if driver is False:
-        with _drivers_lock:
-            if key not in _drivers:
-                try:
-                    _drivers[key] = _compile_driver(kind, parallel, fty, xty, rty)
-                except Exception:  # noqa: BLE001 - never fatal: the per-f kernels do the same work
-                    _drivers[key] = None
-            driver = _drivers[key]
-    return driver
+    if driver is not False:
+        return driver
+    if not compile and key in _unbuilt:  # in no cache when this process looked (once: reading it costs)
+        return None
+    with _drivers_lock:
+        if key in _drivers:
+            return _drivers[key]
+        try:
+            unbuilt = _unbuilt.pop(key, None)
+            disp, sig = unbuilt or _driver_dispatcher(kind, parallel, fty, xty, rty)
+            if unbuilt is not None or not _load_cached(disp, sig):
+                if not compile:
+                    _unbuilt[key] = (disp, sig)
+                    return None
+                disp.compile(sig)
+            disp.disable_compile()  # as a dispatcher built with its signature: no other types
+            _drivers[key] = disp
+        except Exception:  # noqa: BLE001 - never fatal: the per-f kernels do the same work
+            _drivers[key] = None
+        return _drivers[key]
+
+
+def driver_ready(kind, f, x, args, *arrays, parallel=False):
+    """True when this call of ``kind`` ('grad', 'jac') needs no compile beyond f's own.
+
+    That is, the call qualifies for a first-class driver (:func:`_first_class`)
+    and the serial (``parallel``: the parallel) driver for f's type is in this
+    process or in the on-disk cache (loaded here if so).  Otherwise the
+    compiled route would compile a driver (a second or more) or a per-f
+    kernel first.
+    """
+    fc = _first_class(kind, f, x, args, *arrays)
+    if fc is None:
+        return False
+    fty, _, _, xty, rty = fc
+    return _driver(kind, parallel, fty, xty, rty, compile=False) is not None
 
 
 def _owned(a, dtype):

@@ -1,0 +1,144 @@
+"""numgrad/numjac over an @njit f before its compiled driver exists: small calls run from Python, same bits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from numba import njit
+
+import fastgrad
+from fastgrad import _config
+from fastgrad import numdiff as nd
+
+
+@njit
+def _scalar(x):
+    return np.sum(np.sin(x) ** 3) + x[0] * x[-1]
+
+
+@njit
+def _vector(x):
+    return np.sin(x) * x[0] + x[-1] ** 2
+
+
+_CALL_S = _config.USER_PYTHON_CALL_S
+
+
+@pytest.fixture
+def kernels():
+    return _config.user_function_kernels()
+
+
+def _both_routes(monkeypatch, kernels, call):
+    """``call()`` once from Python (the driver reported missing) and once compiled (tier off)."""
+    monkeypatch.setattr(nd, "_python_spent", {})
+    monkeypatch.setattr(_config, "USER_PYTHON_CALL_S", _CALL_S)
+    monkeypatch.setattr(kernels, "driver_ready", lambda *a, **kw: False)
+    spy = {"compiled": 0}
+    for name in ("grad_into", "jac_into"):
+        real = getattr(kernels, name)
+
+        def counted(*a, _real=real, **kw):
+            spy["compiled"] += 1
+            return _real(*a, **kw)
+
+        monkeypatch.setattr(kernels, name, counted)
+    from_python = call()
+    assert spy["compiled"] == 0, "the small call compiled instead of running from Python"
+    monkeypatch.setattr(_config, "USER_PYTHON_CALL_S", 0.0)
+    compiled = call()
+    assert spy["compiled"] == 1
+    return from_python, compiled
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("method", ["forward", "backward", "central", "five-point"])
+def test_numgrad_from_python_equals_compiled_bitwise(monkeypatch, kernels, method, dtype):
+    x = np.linspace(-1.0, 1.0, 23).astype(dtype)
+    a, b = _both_routes(monkeypatch, kernels, lambda: fastgrad.numgrad(_scalar, x, method=method))
+    np.testing.assert_array_equal(a, b)
+    (ga, ea), (gb, eb) = _both_routes(
+        monkeypatch, kernels, lambda: fastgrad.numgrad(_scalar, x, method=method, full_output=True))
+    np.testing.assert_array_equal(ga, gb)
+    np.testing.assert_array_equal(ea, eb)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("method", ["forward", "backward", "central", "five-point"])
+def test_numjac_from_python_equals_compiled_bitwise(monkeypatch, kernels, method, dtype):
+    x = np.linspace(-1.0, 1.0, 9).astype(dtype).reshape(3, 3)
+    a, b = _both_routes(monkeypatch, kernels, lambda: fastgrad.numjac(_vector, x, method=method))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_calls_from_python_stop_once_their_budget_is_spent(monkeypatch, kernels):
+    monkeypatch.setattr(nd, "_python_spent", {})
+    monkeypatch.setattr(kernels, "driver_ready", lambda *a, **kw: False)
+    calls = []
+    real = kernels.grad_into
+    monkeypatch.setattr(kernels, "grad_into", lambda *a: calls.append(1) or real(*a))
+    x = np.linspace(-1.0, 1.0, 50)
+    per_call = _config.USER_PYTHON_OVERHEAD_S + 2 * x.size * _config.USER_PYTHON_EVAL_S  # at least this per call
+    monkeypatch.setattr(_config, "USER_PYTHON_TOTAL_S", 2.5 * per_call + 1e-3)
+    results = [fastgrad.numgrad(_scalar, x) for _ in range(40)]
+    assert 0 < len(calls) < 40  # some calls ran from Python, then the compiled route took over
+    assert all(np.array_equal(r, results[0]) for r in results)
+
+
+def test_a_cached_driver_is_always_used(monkeypatch, kernels):
+    x = np.linspace(-1.0, 1.0, 7)
+    fastgrad.numgrad(_scalar, x)
+    monkeypatch.setattr(_config, "USER_PYTHON_CALL_S", 0.0)
+    fastgrad.numgrad(_scalar, x)  # compiles (or loads) the serial driver for float64 -> float64
+    assert kernels.driver_ready("grad", _scalar, x, (), np.ones(7), np.empty(7), np.empty(0),
+                                parallel=False)
+    monkeypatch.undo()
+    monkeypatch.setattr(nd, "_python_spent", {})
+    calls = []
+    real = kernels.grad_into
+    monkeypatch.setattr(kernels, "grad_into", lambda *a: calls.append(1) or real(*a))
+    fastgrad.numgrad(_scalar, x)
+    assert calls == [1]
+
+
+def test_f_raising_from_python_propagates(monkeypatch, kernels):
+    @njit
+    def bad(x):
+        if x[0] > 0.5:
+            raise ValueError("x[0] too large")
+        return np.sum(x)
+
+    monkeypatch.setattr(nd, "_python_spent", {})
+    monkeypatch.setattr(kernels, "driver_ready", lambda *a, **kw: False)
+    with pytest.raises(ValueError, match="too large"):
+        fastgrad.numgrad(bad, np.array([0.5 - 1e-9, 0.0]), method="forward", h=1e-3)
+
+
+FRESH = """
+import numpy as np, fastgrad
+from numba import njit
+from fastgrad._numba import numdiff as k
+
+@njit
+def f(x):
+    return np.sum(x * np.sin(x))
+
+x = np.linspace(0.1, 1.0, 5)
+assert np.allclose(fastgrad.numgrad(f, x), np.sin(x) + x * np.cos(x))
+assert np.allclose(fastgrad.numjac(lambda z: z, x), np.eye(5))
+print(sorted(k._drivers), sorted(k._unbuilt))
+"""
+
+
+def test_first_contact_with_an_empty_cache_compiles_no_driver(tmp_path):
+    # a new user's first small numgrad over an @njit f: only f itself is compiled
+    r = subprocess.run([sys.executable, "-c", FRESH], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    drivers, unbuilt = r.stdout.strip().split("] [")
+    assert drivers == "[", r.stdout  # none compiled or loaded
+    assert "'grad'" in unbuilt, r.stdout  # looked for in the (empty) cache, not compiled
