@@ -319,12 +319,21 @@ def check_sample_weight_shape(s: Any, N: int, a_shape: tuple[int, ...]) -> None:
 
 
 def check_sample_weight_values(s: np.ndarray, reduction: str) -> float:
-    """Raise ``ValueError`` unless every weight is finite and >= 0 and they are not all 0; return their sum."""
-    bad = np.flatnonzero(~(np.isfinite(s) & (s >= 0)))
-    if bad.size:
-        raise ValueError(f"sample_weight must be finite and >= 0; sample_weight[{bad[0]}] is "
-                         f"{float(s[bad[0]])!r}")
-    total = float(np.sum(s, dtype=np.float64))
+    """Raise ``ValueError`` unless every weight is finite and >= 0 and they are not all 0; return their sum.
+
+    Two reductions (the sum and the minimum: a NaN or an infinite weight makes
+    the sum non-finite) and no temporaries; the offending entry is searched
+    for only when there is one.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(np.sum(s, dtype=np.float64))
+    if not (np.isfinite(total) and (s.size == 0 or s.min() >= 0)):
+        bad = np.flatnonzero(~(np.isfinite(s) & (s >= 0)))
+        if bad.size:
+            raise ValueError(f"sample_weight must be finite and >= 0; sample_weight[{bad[0]}] is "
+                             f"{float(s[bad[0]])!r}")
+        raise ValueError(f"sample_weight sums to {total!r}: the weights are finite but their sum overflows "
+                         "float64; scale them down")
     if total == 0.0:
         why = ("the weighted mean divides by their sum" if reduction == "mean"
                else "a fit with every weight 0 leaves nothing to fit")
