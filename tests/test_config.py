@@ -199,3 +199,14 @@ def test_cython_codes_equal_the_python_ones():
     from fastgrad._cython import numdiff
 
     assert numdiff.METHOD_CODES == _config.METHOD_CODES
+
+
+def test_cython_mse_constants_equal_the_numba_ones():
+    # the row walk, tile rule, chunks and loss runs: one partition of the sums in both backends
+    if "cython" not in fastgrad.available_backends():
+        pytest.skip("Cython backend not built")
+    from fastgrad._cython import mse as cy
+    from fastgrad._numba import mse as nb
+
+    assert cy.CONSTANTS == {name: getattr(nb, name) for name in cy.CONSTANTS}
+    assert len(cy.CONSTANTS) == 11

@@ -9,6 +9,34 @@
 # ``A + i * lda``), ``chunk_strided`` anything; ``block_rows`` any strides,
 # ``block_tiles`` contiguous columns (column j at ``A + j * ldc``).
 
+# The MSE kernels' constants, said once (mse_hessp.pyx cimports the tile rule's).
+cdef enum:
+    # rows processed together: w_k and g_k are read once per group of GROUP rows
+    GROUP = 4
+    # for one output the prefetch of a group goes in two halves of HALF rows
+    HALF = 2
+    # software prefetch: rows about PREFETCH_BYTES ahead of the current group are
+    # requested from memory (the hardware prefetcher alone runs too short)
+    PREFETCH_BYTES = 8192
+    CACHE_LINE = 64
+    # column tiles of T rows: T x D elements of A (and T x K residuals) about
+    # TILE_BYTES, so that the tile is still in L2 for the gradient pass, but each
+    # column run at least COLUMN_RUN_BYTES and the tile at most TILE_MAX_BYTES;
+    # T a multiple of TILE_ALIGN (the same T as fastgrad/_numba/mse.py, whose
+    # comments give the measurements; mse_hessp.pyx's tiles too)
+    TILE_BYTES = 262144
+    COLUMN_RUN_BYTES = 4096
+    TILE_MAX_BYTES = 4194304
+    TILE_ALIGN = 8
+    # rows per chunk of a row block (a multiple of GROUP), summed from zero and
+    # added into the block's partial with compensation (as fastgrad/_numba/mse.py)
+    CHUNK_ROWS = 256
+    # the loss within a chunk: plain sums over runs of LOSS_RUN rows (the row
+    # walk) or LOSS_RUN_TILE rows (tiles), each run added with compensation
+    LOSS_RUN = 16
+    LOSS_RUN_TILE = 64
+
+
 ctypedef fused floating_a:
     float
     double

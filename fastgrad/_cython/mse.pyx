@@ -47,31 +47,15 @@ import numpy as np
 
 from fastgrad._config import row_blocks
 
-cdef enum:
-    # rows processed together: w_k and g_k are read once per group of GROUP rows
-    GROUP = 4
-    # for one output the prefetch of a group goes in two halves of HALF rows
-    HALF = 2
-    # software prefetch: rows about PREFETCH_BYTES ahead of the current group are
-    # requested from memory (the hardware prefetcher alone runs too short)
-    PREFETCH_BYTES = 8192
-    CACHE_LINE = 64
-    # column tiles of T rows: T x D elements of A (and T x K residuals) about
-    # TILE_BYTES, so that the tile is still in L2 for the gradient pass, but each
-    # column run at least COLUMN_RUN_BYTES and the tile at most TILE_MAX_BYTES;
-    # T a multiple of TILE_ALIGN (the same T as fastgrad/_numba/mse.py, whose
-    # comments give the measurements)
-    TILE_BYTES = 262144
-    COLUMN_RUN_BYTES = 4096
-    TILE_MAX_BYTES = 4194304
-    TILE_ALIGN = 8
-    # rows per chunk of a row block (a multiple of GROUP), summed from zero and
-    # added into the block's partial with compensation (as fastgrad/_numba/mse.py)
-    CHUNK_ROWS = 256
-    # the loss within a chunk: plain sums over runs of LOSS_RUN rows (the row
-    # walk) or LOSS_RUN_TILE rows (tiles), each run added with compensation
-    LOSS_RUN = 16
-    LOSS_RUN_TILE = 64
+# The kernels' constants (GROUP, HALF, PREFETCH_BYTES, CACHE_LINE, the tile rule's
+# TILE_BYTES, COLUMN_RUN_BYTES, TILE_MAX_BYTES, TILE_ALIGN, CHUNK_ROWS, LOSS_RUN,
+# LOSS_RUN_TILE) are declared once in mse.pxd, with their reasons; mse_hessp.pyx
+# cimports the tile rule's.  Their values, for the test that they equal the Numba
+# kernels' (fastgrad/_numba/mse.py):
+CONSTANTS = {"GROUP": GROUP, "HALF": HALF, "PREFETCH_BYTES": PREFETCH_BYTES, "CACHE_LINE": CACHE_LINE,
+             "TILE_BYTES": TILE_BYTES, "COLUMN_RUN_BYTES": COLUMN_RUN_BYTES, "TILE_MAX_BYTES": TILE_MAX_BYTES,
+             "TILE_ALIGN": TILE_ALIGN, "CHUNK_ROWS": CHUNK_ROWS, "LOSS_RUN": LOSS_RUN,
+             "LOSS_RUN_TILE": LOSS_RUN_TILE}
 
 
 cdef extern from *:

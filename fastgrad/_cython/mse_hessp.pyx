@@ -25,14 +25,8 @@ import numpy as np
 from fastgrad._config import row_blocks
 from libc.stdlib cimport free, malloc
 
-cdef enum:
-    # column tiles of T rows (A with contiguous columns): T x D elements of A (and T x K of t)
-    # about TILE_BYTES, each column run at least COLUMN_RUN_BYTES, the tile at most
-    # TILE_MAX_BYTES, T a multiple of TILE_ALIGN: the rule of fastgrad/_numba/mse.py
-    TILE_BYTES = 262144
-    COLUMN_RUN_BYTES = 4096
-    TILE_MAX_BYTES = 4194304
-    TILE_ALIGN = 8
+# the column-tile rule of the MSE kernels (constants declared once, in mse.pxd)
+from fastgrad._cython.mse cimport COLUMN_RUN_BYTES, TILE_ALIGN, TILE_BYTES, TILE_MAX_BYTES
 
 cdef void block_rows(const floating_a* A, Py_ssize_t lda, const double* VT, const double* s,
                      Py_ssize_t D, Py_ssize_t K, Py_ssize_t start, Py_ssize_t stop,
