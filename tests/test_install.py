@@ -109,11 +109,16 @@ assert len(msgs) == 1 and "on-disk cache is off" in msgs[0], msgs
 A = np.arange(6.).reshape(3, 2)
 for b in fastgrad.available_backends():
     assert fastgrad.mse_grad(A, np.ones(3), np.zeros(2), backend=b).tolist() == [-4.0, -6.0], b
+from numba import njit
+f = njit(lambda x: (x ** 2).sum())
+x = np.arange(4000.0) / 1000  # work enough to compile numgrad's driver (smaller calls run f from Python)
+assert np.allclose(fastgrad.numgrad(f, x), 2 * x)
 from fastgrad.cli import main
 assert main(["info"]) == 0
-assert main(["check"]) == 0
-print("read-only ok")
+{check}print("read-only ok")
 """
+# every public function on every backend with the cache off (compiles every Numba kernel: about a minute)
+CHECK_ALL = 'assert main(["check"]) == 0\n'
 
 
 @pytest.mark.slow
@@ -122,7 +127,7 @@ def test_read_only_install_as_a_user_with_no_home(tmp_path):
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv to run as the unprivileged user 'nobody'")
     script = Path("/tmp") / f"fastgrad-readonly-{os.getpid()}.py"
-    script.write_text(READ_ONLY)
+    script.write_text(READ_ONLY.format(check=CHECK_ALL))
     script.chmod(0o644)
     env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"}
     probe = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
@@ -147,7 +152,7 @@ def test_no_writable_home_means_no_cache_one_warning_and_nothing_written(tmp_pat
     before = {p for p in pkg.rglob("*") if "__pycache__" not in p.parts or p.suffix in (".nbi", ".nbc")}
     env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME")}
     env["HOME"] = "/proc/fastgrad-no-home"
-    r = subprocess.run([sys.executable, "-c", READ_ONLY], capture_output=True, text=True, timeout=900, env=env,
+    r = subprocess.run([sys.executable, "-c", READ_ONLY.format(check="")], capture_output=True, text=True, timeout=900, env=env,
                        cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "numba cache dir" in r.stdout and "off: " in r.stdout
