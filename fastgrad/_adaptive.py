@@ -177,7 +177,7 @@ def _python_quotients(f: Callable, x: np.ndarray, args: tuple, steps: list[np.nd
     run = dict(workers=options.get("workers"), vectorized=options.get("vectorized", False),
                chunk_size=options.get("chunk_size"), seconds=seconds)
     Q = [np.empty((n, m)) for _ in steps]
-    block = max(1, _evaluate.STACK_BYTES // (16 * len(V) * max(m, 1)))
+    block = _evaluate.block_columns(len(V), m, **run)
     for j0 in range(0, n, block):
         j1 = min(n, j0 + block)
         B = j1 - j0

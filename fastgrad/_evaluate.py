@@ -36,10 +36,31 @@ import numpy as np
 
 from . import _config
 
-__all__ = ["Points", "evaluate", "STACK_BYTES", "ArrayCheck", "Stopped", "timed_python"]
+__all__ = ["Points", "evaluate", "block_columns", "STACK_BYTES", "ArrayCheck", "Stopped", "timed_python"]
 
 #: memory of the stacked points of one call of a vectorized f (default chunk_size)
 STACK_BYTES = 64 * 2**20
+
+#: memory of the results of one block of points evaluated one at a time, serially: the block's
+#: differences are taken while its results are in cache, and the allocator hands the same small
+#: buffers back block after block instead of fresh pages from the OS.  Measured on numjac of a
+#: Python f with m = 2000, n = 50: 64 MiB blocks 7.7 ms, 1 MiB blocks ~400 page faults and 1-1.7 ms
+#: of system time per call, 256 KiB none (6.3 ms; scipy's approx_derivative 6.3-9.4 ms).
+SERIAL_BLOCK_BYTES = 256 * 2**10
+
+
+def block_columns(points_per_column: int, m: int, workers: Any = None, vectorized: bool = False,
+                  **_: Any) -> int:
+    """Columns of x per :func:`evaluate` call when each column has ``points_per_column`` points of m results.
+
+    The results of a block (16 bytes each, room for complex) stay within
+    :data:`SERIAL_BLOCK_BYTES` when points are evaluated one at a time, within
+    :data:`STACK_BYTES` when they are stacked or sent to workers (fewer,
+    larger calls).  Takes ``evaluate``'s keyword arguments.
+    """
+    serial = workers is None and not vectorized
+    budget = SERIAL_BLOCK_BYTES if serial else STACK_BYTES
+    return max(1, budget // (16 * points_per_column * max(m, 1)))
 
 
 class Stopped(Exception):

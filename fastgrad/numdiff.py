@@ -331,23 +331,24 @@ def _python_quotients(f: Callable, x: np.ndarray, args: tuple, steps: np.ndarray
 
     f is evaluated by :func:`fastgrad._evaluate.evaluate` (``run``: its keyword
     arguments) at blocks of columns small enough that the block's results
-    stay within ``_evaluate.STACK_BYTES``; ``A`` are the rounding bounds over
-    the denominators when ``bound`` (else None).
+    stay within a memory budget (``_evaluate.block_columns``); ``A`` are the
+    rounding bounds over the denominators when ``bound`` (else None).  The
+    quotients are divided straight into Q (no temporary the size of a block).
     """
     n = x.size
     V, den = stencil(x, steps, method)
     dtype = np.complex128 if method == "complex" else np.float64
     Q = np.empty((n, m))
     A = np.empty((n, m)) if bound else None
-    block = max(1, _evaluate.STACK_BYTES // (16 * len(V) * max(m, 1)))
+    block = _evaluate.block_columns(len(V), m, **run)
     for j0 in range(0, n, block):
         j1 = min(n, j0 + block)
         B = j1 - j0
         F = _evaluate.evaluate(f, x, args, dense_points(V, j0, j1), check, m, dtype, **run)
         num, absum = numerators([F[k * B:(k + 1) * B] for k in range(len(V))], f0, method, bound)
-        Q[j0:j1] = num / den[j0:j1, None]
+        np.divide(num, den[j0:j1, None], out=Q[j0:j1])
         if bound:
-            A[j0:j1] = absum / den[j0:j1, None]
+            np.divide(absum, den[j0:j1, None], out=A[j0:j1])
     return Q, A
 
 

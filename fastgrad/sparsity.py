@@ -109,18 +109,38 @@ def group_columns(S: Any, order: Any = 0) -> np.ndarray:
     return _greedy(csc, perm.astype(np.intp))
 
 
+# The default groups of the last few structures, as (m, n, indptr, indices, groups), newest last: a
+# Jacobian is usually asked for many times with one structure (an optimiser's jac=), and grouping
+# costs about as much as a cheap f's evaluations.  A hit is decided by comparing the whole pattern.
+_GROUPS_CACHE_SIZE = 4
+_groups_cache: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]] = []
+
+
 def _default_groups(m: int, n: int, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """numjac's groups when none are given: the greedy pass in natural order or in scipy's, the fewer groups.
 
     Natural order is optimal for banded structures (a band of width w gives w
     groups; no grouping has fewer groups than the fullest row has entries, and
     then the random order is not tried); scipy's random order is kept when it
-    does better.
+    does better.  The groups of the last ``_GROUPS_CACHE_SIZE`` patterns are
+    remembered (the pattern compared entry by entry; a copy is returned).
     """
-    import scipy.sparse as sp
-
     if n == 0:
         return np.zeros(0, dtype=np.intp)
+    for cm, cn, cptr, cidx, cgroups in reversed(_groups_cache):
+        if cm == m and cn == n and cidx.size == indices.size and np.array_equal(cptr, indptr) \
+                and np.array_equal(cidx, indices):
+            return cgroups.copy()
+    groups = _group_pattern(m, n, indptr, indices)
+    entry = (m, n, indptr.copy(), indices.copy(), groups.copy())
+    _groups_cache[:] = (_groups_cache + [entry])[-_GROUPS_CACHE_SIZE:]  # one assignment: safe across threads
+    return groups
+
+
+def _group_pattern(m: int, n: int, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """:func:`_default_groups` computed (n >= 1)."""
+    import scipy.sparse as sp
+
     csc = sp.csr_array((np.ones(indices.size, dtype=bool), indices, indptr), shape=(m, n)).tocsc()
     natural = _greedy(csc, np.arange(n))
     if natural.max() + 1 <= np.diff(indptr).max(initial=1):  # as few as the fullest row allows
@@ -160,7 +180,7 @@ def sparse_numjac(f: Callable, x: np.ndarray, args: tuple, steps: np.ndarray, me
     numerator row of the group (:func:`fastgrad.numdiff.numerators`) is read
     at each entry's row and divided by the entry's column's denominator: the
     arithmetic of the dense quotient, entry by entry.  Groups are evaluated in
-    blocks whose results stay within ``_evaluate.STACK_BYTES``.
+    blocks whose results stay within a memory budget (``_evaluate.block_columns``).
     """
     import scipy.sparse as sp
 
@@ -206,12 +226,13 @@ def sparse_numjac(f: Callable, x: np.ndarray, args: tuple, steps: np.ndarray, me
     by_group = np.empty(n, dtype=np.int64)
     sparse_kernels.group_order(groups, G, gptr, by_group)  # S's columns, group by group
     changed = col_c[by_group]
-    block = max(1, _evaluate.STACK_BYTES // (16 * K * max(m, 1)))
     njit_f = _is_njit(f) and x.ndim > 0 and bool(fshape) and not vectorized
     if njit_f:  # the groups in a compiled loop, in parallel when the work pays for the threads
         kernels = _config.user_function_kernels()
         V_stack = np.ascontiguousarray(np.stack(V))
     run = dict(workers=workers, vectorized=vectorized, chunk_size=chunk_size, seconds=seconds)
+    # a compiled f's blocks are shared among threads: as large as a stacked call's
+    block = _evaluate.block_columns(K, m, vectorized=True) if njit_f else _evaluate.block_columns(K, m, **run)
     for g0 in range(0, G, block):
         g1 = min(G, g0 + block)
         a, b = gptr[g0], gptr[g1]

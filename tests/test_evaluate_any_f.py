@@ -100,6 +100,30 @@ def test_python_path_equals_njit_kernels_bitwise(method, dtype, n_threads):
     np.testing.assert_array_equal(a[1], b[1])
 
 
+@pytest.mark.parametrize("method", METHODS + ["adaptive"])
+def test_results_do_not_depend_on_the_block_size(method, monkeypatch):
+    """A Python f is evaluated a block of columns at a time (blocks of ~1 MiB of results): one column per
+    block gives the same bits as the whole Jacobian in one block, dense, sparse and full_output alike."""
+    from fastgrad import _evaluate
+
+    x = np.random.default_rng(3).standard_normal((4, 3))
+    S = fastgrad.numjac(field, x, flatten=True, order="C") != 0  # field's structure
+    assert 12 < S.sum() < 144
+
+    def run():
+        out = [fastgrad.numjac(field, x, method=method), fastgrad.numgrad(loss, x, method=method, full_output=True)]
+        if method != "adaptive":
+            out.append(fastgrad.numjac(field, x, method=method, sparsity=S, order="C").toarray())
+        return out
+
+    one_block = run()
+    monkeypatch.setattr(_evaluate, "SERIAL_BLOCK_BYTES", 1)  # a block of one column
+    assert _evaluate.block_columns(4, 12) == 1
+    for got, want in zip(run(), one_block):
+        for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+            np.testing.assert_array_equal(g, w)
+
+
 # ---------------------------------------------------------------------------
 # workers=
 

@@ -418,6 +418,32 @@ def test_scalar_f_sparse_gradient():
     np.testing.assert_allclose(J.toarray(), [[0.0, 4.0, 0.0, 1.0]], rtol=1e-8)
 
 
+def test_default_groups_remembered_per_pattern_and_returned_as_copies(monkeypatch):
+    """Grouping runs once per pattern; a pattern of the same shape and nnz but other entries is regrouped."""
+    from fastgrad import _validate
+    from fastgrad import sparsity as _sparsity
+
+    monkeypatch.setattr(_sparsity, "_groups_cache", [])
+    calls = []
+    compute = _sparsity._group_pattern
+    monkeypatch.setattr(_sparsity, "_group_pattern", lambda *a: calls.append(1) or compute(*a))
+    rng = np.random.default_rng(5)
+    patterns = [rng.random((12, 10)) < 0.3 for _ in range(6)]
+    patterns.append(patterns[0][::-1].copy())  # the same counts per row reversed: same nnz, other entries
+    for S in patterns + patterns[::-1]:
+        indptr, indices = _validate.sparsity_structure(S, S.shape)
+        got = _sparsity._default_groups(*S.shape, indptr, indices)
+        np.testing.assert_array_equal(got, compute(*S.shape, indptr, indices))
+        got[:] = 99  # the caller's copy: the cache keeps its own
+    # 7 patterns computed once each on the way in; on the way back, the 4 remembered ones are hits
+    assert len(calls) == 7 + 3
+    S = patterns[0]
+    x = rng.random(10)
+    J = fastgrad.numjac(lambda z: (S * z).sum(axis=1) ** 2, x, sparsity=S)  # a hit
+    dense = fastgrad.numjac(lambda z: (S * z).sum(axis=1) ** 2, x)
+    np.testing.assert_allclose(J.toarray(), dense, rtol=1e-8, atol=1e-12)
+
+
 def test_x_not_written():
     x = np.linspace(0.0, 1.0, 9)
     before = x.copy()
