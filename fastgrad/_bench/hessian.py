@@ -132,8 +132,8 @@ register_check(Check("taylor_test sin chain (8,), right, h^2-scaled and negated 
 
 
 @njit(**_config.NUMBA_USER_PARALLEL_FLAGS)
-def _evaluation_floor(f, x, n_evals, n_chunks, out):
-    """``n_evals`` evaluations of f split over ``n_chunks`` prange chunks, one element perturbed each time."""
+def _evaluation_floor(f, x, args, n_evals, n_chunks, out):
+    """``n_evals`` evaluations of ``f(x, *args)`` over ``n_chunks`` prange chunks, one element perturbed each time."""
     n = x.size
     for c in prange(n_chunks):
         xc = x.copy()
@@ -141,13 +141,13 @@ def _evaluation_floor(f, x, n_evals, n_chunks, out):
         for k in range(c * n_evals // n_chunks, (c + 1) * n_evals // n_chunks):
             j = k % n
             xc[j] = x[j] + 1e-4  # a new point every time: nothing to hoist out of the loop
-            s += f(xc)
+            s += f(xc, *args)
             xc[j] = x[j]
         out[c] = s
 
 
-def evaluation_floor(f, x, n_evals, n_threads=None):
-    """The time floor of a finite-difference call: ``n_evals`` evaluations of f on ``n_threads`` threads.
+def evaluation_floor(f, x, n_evals, n_threads=None, args=()):
+    """The time floor of a finite-difference call: ``n_evals`` evaluations of ``f(x, *args)`` on ``n_threads`` threads.
 
     Nothing but the evaluations (no stencil, no copies to restore): n_evals x one
     evaluation / threads, measured by running them.
@@ -155,7 +155,7 @@ def evaluation_floor(f, x, n_evals, n_threads=None):
     n_threads = _config.numba_threads(n_threads)
     out = np.empty(n_threads)
     with _config.parallel_guard():
-        _evaluation_floor(f, x, n_evals, n_threads, out)
+        _evaluation_floor(f, x, tuple(args), n_evals, n_threads, out)
     return out
 
 
