@@ -690,12 +690,6 @@ def combine_intercept(GB, scale, gb):
         gb[k] = -2.0 * scale * (acc + e)
 
 
-@njit(**NUMBA_FLAGS)
-def _n_blocks(N):
-    rows = row_blocks(N)
-    return (N + rows - 1) // rows
-
-
 def _mse_partials(A, Y, WT, s, b, G, SQ, GB):
     r"""Every row block's partials ``G[blk]``, ``SQ[blk]`` and (GB not None) ``GB[blk]``
     (:func:`mse_block`; ``prange``: serial or parallel by target)."""
@@ -712,45 +706,42 @@ def _mse_partials(A, Y, WT, s, b, G, SQ, GB):
 mse_partials, mse_partials_parallel = jit_targets(_mse_partials)
 
 
-@njit(**NUMBA_FLAGS)
-def mse_model_loss_grad(A, Y, WT, s, b, scale, out, gb):
-    r"""Fused loss and gradients of the weighted linear model with an intercept (serial).
+def _mse_model_loss_grad(A, Y, WT, s, b, scale, out, gb):
+    r"""Fused loss and gradients of the weighted linear model with an intercept.
 
     ``r_ik = (y_ik - b_k) - sum_l a_il w_lk``: writes ``out[j, k] = -2 scale
     sum_i a_ij s_i r_ik`` (D, K) and, gb not None, ``gb[k] = -2 scale sum_i
     s_i r_ik`` (K,); returns ``scale sum_ik s_i r_ik**2``.  s (N,) float64 or
     None (unit weights), b (K,) float64 or None (no intercept).  Every row
-    block's partial (:func:`mse_partials`), then the partials combined in
-    block order (:func:`mse_combine`, :func:`combine_intercept`).  Validated
-    inputs (see the module docstring); callable from a user's ``@njit`` code.
+    block's partial (the loop of :func:`mse_partials`, blocks over threads in
+    the parallel target), then the partials combined in block order
+    (:func:`mse_combine`, :func:`combine_intercept`).  Validated inputs (see
+    the module docstring); callable from a user's ``@njit`` code.
+
+    The block loop is written here rather than called (``mse_partials``,
+    ``mse_block``): every level of calls is optimised again with all it calls,
+    and the two levels saved cost about 2 s of a cold first call.
     """
-    nb = _n_blocks(A.shape[0])
+    N = A.shape[0]
+    rows = row_blocks(N)
+    nb = (N + rows - 1) // rows
     K = Y.shape[1]
     G = np.zeros((nb, K, A.shape[1]))
     SQ = np.zeros(nb)
     if gb is None:
-        mse_partials(A, Y, WT, s, b, G, SQ, None)
+        for blk in prange(nb):
+            start = blk * rows
+            SQ[blk] = _block(A, Y, WT, s, b, start, min(start + rows, N), G[blk], None)
     else:
         GB = np.zeros((nb, K))
-        mse_partials(A, Y, WT, s, b, G, SQ, GB)
+        for blk in prange(nb):
+            start = blk * rows
+            SQ[blk] = _block(A, Y, WT, s, b, start, min(start + rows, N), G[blk], GB[blk])
         combine_intercept(GB, scale, gb)
     return mse_combine(G, SQ, scale, out)
 
 
-@njit(**NUMBA_FLAGS)
-def mse_model_loss_grad_parallel(A, Y, WT, s, b, scale, out, gb):
-    r"""The parallel target of :func:`mse_model_loss_grad` (blocks over threads, same sums)."""
-    nb = _n_blocks(A.shape[0])
-    K = Y.shape[1]
-    G = np.zeros((nb, K, A.shape[1]))
-    SQ = np.zeros(nb)
-    if gb is None:
-        mse_partials_parallel(A, Y, WT, s, b, G, SQ, None)
-    else:
-        GB = np.zeros((nb, K))
-        mse_partials_parallel(A, Y, WT, s, b, G, SQ, GB)
-        combine_intercept(GB, scale, gb)
-    return mse_combine(G, SQ, scale, out)
+mse_model_loss_grad, mse_model_loss_grad_parallel = jit_targets(_mse_model_loss_grad)
 
 
 @njit(**NUMBA_FLAGS)
@@ -780,7 +771,7 @@ def mse_loss_grad_vec(A, y, w):
     """
     N, D = A.shape
     out = np.empty((D, 1))
-    loss = mse_loss_grad(A, y.reshape((N, 1)), w.reshape((1, D)), 1.0 / N, out)
+    loss = mse_model_loss_grad(A, y.reshape((N, 1)), w.reshape((1, D)), None, None, 1.0 / N, out, None)
     return loss, out.reshape(D)
 
 
