@@ -22,23 +22,30 @@ is O(h_k^(2m+2)).  Each entry's error is estimated as Ridders' method does,
 (how far it moved from the two estimates it was made of) plus the rounding
 bound ``A_m eps |f(x)| / h_k^d`` (d the order of the derivative, A_m the
 tableau's amplification of rounding errors); for every element the entry of
-least estimated error is the result and that estimate its error bound.  Large
+least estimated error is the result and that estimate its error bound.  The
+tableau grows a row at a time and stops (per element) after row k >= 2 once
+that row's least error exceeds ``STOP_FACTOR`` times the best so far
+(Ridders' rule: smaller steps only add rounding from then on).  Large
 steps lose to truncation, small ones to rounding, and a step that crosses a
 singularity gives estimates that disagree: the tableau picks the step and the
 order for each element separately.
 
-The sequence of quotients comes from the finite-difference cores
-(``numdiff._numgrad``, ``numdiff._numjac``, ``hessian._numhess``), called once per
-step with explicit absolute steps: an ``@njit`` f stays compiled and parallel
-over the elements, a Python f runs as it does for ``method='central'``.  The
-tableau is element-wise arithmetic in a fixed order, so the result is bitwise
-identical for every thread count.
+The gradient of an ``@njit`` f is one compiled loop over the elements
+(``_numba.numdiff.agrad_chunk``, parallel over them), each element building its
+own tableau step by step and never evaluating the steps after its stop.  The
+other sequences of quotients come from the finite-difference cores
+(``numdiff._numjac``, ``hessian._numhess``, called once per step with explicit
+absolute steps; an ``@njit`` f stays compiled and parallel) or, for a Python f,
+from every step's points evaluated together (:func:`_python_quotients`), and go
+through :func:`extrapolate`: the same arithmetic, so the same f gives the same
+bits either way.  The tableau is element-wise arithmetic in a fixed order, so
+the result is bitwise identical for every thread count.
 
 Defaults (measured on numdifftools' example functions at x = 0.5: relative
 errors from 0 to 4e-14; tan at 1.55, 0.02 from its pole: 2e-12):
 ``h_0 = 2^-5 max(1, |x_i|)``, ratio ``q = 2``, ``K = 8`` steps (down to
-``h_0 / 128``): ``2 K = 16`` evaluations of f per element of x for a gradient
-or Jacobian, ``K (2 n^2 + 1)`` for a Hessian.
+``h_0 / 128``): at most ``2 K = 16`` evaluations of f per element of x for a
+gradient or Jacobian, ``K (2 n^2 + 1)`` for a Hessian.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _config
 from ._steps import default_steps
 
 __all__ = ["ADAPTIVE_BASE", "ADAPTIVE_RATIO", "ADAPTIVE_STEPS", "adaptive_steps", "extrapolate",
@@ -79,6 +87,14 @@ def adaptive_steps(x: np.ndarray, h: Any, name: str = "h") -> list[np.ndarray]:
     return steps
 
 
+#: Ridders' stopping rule: the tableau stops growing (for one element) once a whole new row's
+#: least error exceeds STOP_FACTOR times the least error so far (after at least 3 rows): smaller
+#: steps only add rounding from then on.  An @njit f's gradient then costs the evaluations of the
+#: rows it used (about 5 of 8 on smooth functions); numdifftools' suite is as accurate as with
+#: every row (measured: worst 2.05x numdifftools' error either way).
+STOP_FACTOR = 2.0
+
+
 def extrapolate(D: list[np.ndarray], steps: list[np.ndarray], rounding: np.ndarray,
                 order: int) -> tuple[np.ndarray, np.ndarray]:
     r"""The Richardson tableau of the quotients ``D[k] = D(h_k)``: the best entry and its error, element-wise.
@@ -87,35 +103,50 @@ def extrapolate(D: list[np.ndarray], steps: list[np.ndarray], rounding: np.ndarr
     to it, ``rounding`` ``eps |f(x)|`` broadcastable to it, ``order`` d of the
     derivative (the rounding error of a quotient is ``eps |f| / h^d``).  The
     error series is even (central stencils): level m eliminates ``h^(2m)``.
-    Assumes K >= 2 and validated inputs.
+
+    Row by row (k = 1, 2, ...), entry by entry (m = 1..k), each element keeps
+    the entry of least error so far (the first among equal ones; a NaN error
+    counts as infinite) and stops at the end of row k >= 2 when that row's
+    least error exceeds ``STOP_FACTOR`` times its best; rows after the stop do
+    not count (the compiled adaptive gradient does not even evaluate them, with
+    the same arithmetic: :func:`fastgrad._numba.numdiff.agrad_chunk`).  An
+    element with no finite error estimate gets the smallest step's quotient
+    and error NaN.  Assumes K >= 2 and validated inputs.
     """
     q = ADAPTIVE_RATIO
     K = len(D)
-    level = np.stack([np.asarray(d, dtype=np.float64) for d in D])  # T[k, 0], k = 0..K-1
-    shape = level.shape[1:]
-    noise = np.stack([np.broadcast_to(rounding / s ** order, shape) for s in steps])
-    # every entry T[k, m] (1 <= m <= k) and its error, column by column of the tableau
-    values, errors = {}, {}
-    amplify = 1.0
-    for m in range(1, K):
-        fac = q ** (2 * m)
-        amplify *= (fac + 1.0) / (fac - 1.0)
-        t = level[1:] + (level[1:] - level[:-1]) / (fac - 1.0)  # rows k = m..K-1
-        e = np.maximum(np.abs(t - level[1:]), np.abs(t - level[:-1])) + amplify * noise[m:]
-        for i, k in enumerate(range(m, K)):
-            values[k, m], errors[k, m] = t[i], e[i]
-        level = t
-    # the entry of least error, the first in the order (k, m) among equal ones; NaN never wins
-    order_km = [(k, m) for k in range(1, K) for m in range(1, k + 1)]
-    E = np.stack([errors[km] for km in order_km])
-    E = np.where(np.isnan(E), np.inf, E)
-    pick = np.argmin(E, axis=0)[None]
-    best = np.take_along_axis(np.stack([values[km] for km in order_km]), pick, 0)[0]
-    best_err = np.take_along_axis(E, pick, 0)[0]
+    quotients = [np.asarray(d, dtype=np.float64) for d in D]
+    shape = np.broadcast_shapes(*(d.shape for d in quotients))
+    best = np.full(shape, np.nan)
+    best_err = np.full(shape, np.inf)
+    active = np.ones(shape, dtype=bool)
+    prev = [np.broadcast_to(quotients[0], shape)]  # row k - 1 of the tableau: T[k-1, 0..k-1]
+    for k in range(1, K):
+        noise = rounding / steps[k] ** order
+        row = [np.broadcast_to(quotients[k], shape)]
+        amplify = 1.0
+        row_least = np.full(shape, np.inf)
+        for m in range(1, k + 1):
+            fac = q ** (2 * m)
+            amplify *= (fac + 1.0) / (fac - 1.0)
+            t = row[m - 1] + (row[m - 1] - prev[m - 1]) / (fac - 1.0)
+            e = np.maximum(np.abs(t - row[m - 1]), np.abs(t - prev[m - 1])) + amplify * noise
+            e = np.where(np.isnan(e), np.inf, e)
+            better = active & (e < best_err)
+            best = np.where(better, t, best)
+            best_err = np.where(better, e, best_err)
+            row_least = np.minimum(row_least, e)
+            row.append(t)
+        if k >= 2:
+            active = active & ~(row_least > STOP_FACTOR * best_err)
+            if not active.any():
+                break
+        prev = row
     # an element with no finite estimate of its error: the smallest step's quotient, error NaN
+    # (such an element never stops, so every row was formed)
     undecided = ~np.isfinite(best_err)
     if undecided.any():
-        best = np.where(undecided, D[-1], best)
+        best = np.where(undecided, quotients[-1], best)
         best_err = np.where(undecided, np.nan, best_err)
     return best, best_err
 
@@ -145,12 +176,19 @@ def _gradient(f: Callable, x: np.ndarray, args: tuple, steps: list[np.ndarray], 
     from . import numdiff
 
     f0 = numdiff._real_value(value, "f(x)")
+    rounding = float(np.finfo(x.dtype).eps) * abs(float(f0))
     if _compiled(f, x, options):
-        D = [numdiff._numgrad(f, x, args, s, "central", f0=f0, seconds=seconds, **options)[0] for s in steps]
-    else:
-        check = numdiff._ScalarCheck(numdiff._real_value, "iuf")
-        D = [Q[:, 0] for Q in _python_quotients(f, x, args, steps, 1, check, seconds, options)]
-    return extrapolate(D, steps, float(np.finfo(x.dtype).eps) * abs(float(f0)), 1)
+        # one compiled loop over the elements, each stopping at its own step (no evaluation of the rest)
+        H = np.ascontiguousarray(np.stack(steps))
+        out, err = np.empty(x.size), np.empty(x.size)
+        evaluations = 2 * len(steps)
+        threads = numdiff._kernel_threads(options.get("parallel", True), x.size, evaluations, seconds)
+        if not numdiff._from_python("agrad", f, x, args, (H, out, err), evaluations * x.size, seconds, threads):
+            _config.user_function_kernels().agrad_into(f, x, H, args, rounding, STOP_FACTOR, out, err, threads)
+            return out, err
+    check = numdiff._ScalarCheck(numdiff._real_value, "iuf")
+    D = [Q[:, 0] for Q in _python_quotients(f, x, args, steps, 1, check, seconds, options)]
+    return extrapolate(D, steps, rounding, 1)
 
 
 def _compiled(f: Callable, x: np.ndarray, options: dict) -> bool:

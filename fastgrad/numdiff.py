@@ -397,8 +397,12 @@ def numgrad(
     ``h_k = h 2^-k``, k = 0..7 (default ``h = max(1, |x_j|) / 32``), combined
     by the Richardson tableau, which cancels the ``h^2, h^4, ...`` terms of its
     error; for every element the tableau entry whose estimated error is least
-    is kept.  Typically 1e-13 relative error in float64 where ``'central'``
-    gives 1e-10, at 8 times its cost: 16 evaluations of f per element.
+    is kept, the tableau growing one step at a time until a whole new row
+    is worse than twice the best so far (smaller steps only add rounding).
+    Typically 1e-13 relative error in float64 where ``'central'`` gives
+    1e-10, at up to 8 times its cost: 16 evaluations of f per element (an
+    ``@njit`` f's gradient evaluates only the steps its tableau used, about 5
+    of the 8 on smooth functions; other f are evaluated at every step).
 
     Parameters
     ----------

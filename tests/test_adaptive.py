@@ -206,6 +206,56 @@ def test_bitwise_across_thread_counts(n_threads, always_parallel):
                                   fastgrad.numhess(sinexp_njit, x[:5], method="adaptive", parallel=False))
 
 
+@njit
+def sqrt_sum_njit(x):
+    return np.sum(np.sqrt(x))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_gradient_equals_the_python_path_bitwise(dtype, n_threads, always_parallel, monkeypatch):
+    """The compiled adaptive gradient (each element stopping at its own step) and the Python path (every step
+    evaluated, then the same tableau with the same stopping rule) give the same bits, NaN bounds included."""
+    monkeypatch.setattr(_config, "USER_PYTHON_CALL_S", 0.0)  # the compiled loop, not f called from Python
+    x = np.random.default_rng(11).uniform(-1, 1, 17).astype(dtype)
+    for f in (sinexp_njit, rosen_njit):
+        g, e = fastgrad.numgrad(f, x, method="adaptive", full_output=True)
+        gp, ep = fastgrad.numgrad(lambda z, f=f: f(z), x, method="adaptive", full_output=True)  # from Python
+        np.testing.assert_array_equal(g, gp)
+        np.testing.assert_array_equal(e, ep)
+    z = np.array([1e-4, 0.5, 2.0], dtype=dtype)  # sqrt at 1e-4: every step crosses 0, the bound is NaN
+    with np.errstate(invalid="ignore"):
+        g, e = fastgrad.numgrad(sqrt_sum_njit, z, method="adaptive", full_output=True)
+        gp, ep = fastgrad.numgrad(lambda v: sqrt_sum_njit(v), z, method="adaptive", full_output=True)
+    assert np.isnan(e[0]) and np.isfinite(e[1:]).all()
+    np.testing.assert_array_equal(g, gp)
+    np.testing.assert_array_equal(e, ep)
+
+
+@njit
+def counted_sin(x, count):
+    count[0] += 1
+    return np.sum(np.sin(x))
+
+
+def test_compiled_gradient_evaluates_only_the_steps_it_uses(monkeypatch):
+    """Smooth f: each element stops after a few of the 8 steps; a change to the quotients of the steps
+    after every element's stop changes nothing (extrapolate), and the compiled loop never evaluates them."""
+    monkeypatch.setattr(_config, "USER_PYTHON_CALL_S", 0.0)
+    x = np.linspace(-1.0, 1.0, 20)
+    count = np.zeros(1, dtype=np.int64)
+    g = fastgrad.numgrad(counted_sin, x, args=(count,), method="adaptive", parallel=False)
+    np.testing.assert_allclose(g, np.cos(x), rtol=1e-12, atol=1e-13)
+    full = 2 * _adaptive.ADAPTIVE_STEPS * x.size
+    assert x.size * 2 * 3 < count[0] < 0.8 * full  # at least 3 steps per element, well short of 8
+    steps = _adaptive.adaptive_steps(x, None)
+    D = [(np.sin(x + s) - np.sin(x - s)) / (2 * s) for s in steps]
+    best, err = _adaptive.extrapolate(D, steps, 1e-16, 1)
+    D[-1] = np.full_like(x, 1e300)  # the last step: after the stop of every element
+    best2, err2 = _adaptive.extrapolate(D, steps, 1e-16, 1)
+    np.testing.assert_array_equal(best, best2)
+    np.testing.assert_array_equal(err, err2)
+
+
 def test_python_workers_same_bits():
     x = np.random.default_rng(8).uniform(-1, 1, 9)
     f = _py(sinexp_njit)

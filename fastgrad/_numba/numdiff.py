@@ -111,6 +111,10 @@ __all__ = [
     "grad",
     "grad_parallel",
     "grad_into",
+    "agrad_chunk",
+    "agrad",
+    "agrad_parallel",
+    "agrad_into",
     "cgrad_chunk",
     "cgrad",
     "cgrad_parallel",
@@ -405,6 +409,91 @@ def _cjac(f, xz, h, args, n_chunks, out, status):
 cjac, cjac_parallel = jit_targets(_cjac, NUMBA_USER_FLAGS)
 
 
+@njit(**NUMBA_USER_FLAGS)
+def agrad_chunk(f, x, H, args, lo, hi, rounding, stop_factor, out, err):
+    r"""Adaptive gradient ``out[j] ~ df/dx_j`` and its error bound ``err[j]`` for ``lo <= j < hi``.
+
+    For each element, the central quotients ``D_k`` at the steps ``H[k, j]``
+    (k = 0, 1, ...; :func:`grad_chunk`'s arithmetic) feed the Richardson
+    tableau ``T[k, m] = T[k, m-1] + (T[k, m-1] - T[k-1, m-1]) / (4^m - 1)``
+    row by row, with the error estimate ``max(|T[k, m] - T[k, m-1]|,
+    |T[k, m] - T[k-1, m-1]|) + A_m rounding / H[k, j]`` (``A_m`` the product
+    of ``(4^i + 1) / (4^i - 1)``, i <= m; a NaN error counts as infinite);
+    the entry of least error so far is kept, and the element stops after row
+    k >= 2 once that row's least error exceeds ``stop_factor`` times it: the
+    later steps are never evaluated.  The arithmetic of
+    ``fastgrad._adaptive.extrapolate`` (q = 2), element by element.  No finite
+    error estimate: the last quotient, error NaN.
+    """
+    K = H.shape[0]
+    xc = x.copy()  # the only array f sees: private to this chunk
+    flat = xc.reshape(xc.size)
+    xflat = x.reshape(x.size)
+    prev = np.empty(K)
+    row = np.empty(K)
+    for j in range(lo, hi):
+        x_j = np.float64(xflat[j])
+        best = np.nan
+        best_err = np.inf
+        d = 0.0
+        for k in range(K):
+            h_j = H[k, j]
+            flat[j] = x_j + h_j
+            v0 = np.float64(flat[j])
+            f_plus = np.float64(f(xc, *args))
+            _assign(flat, xflat)  # f may have written into its argument
+            flat[j] = x_j - (v0 - x_j)
+            v1 = np.float64(flat[j])
+            f_minus = np.float64(f(xc, *args))
+            _assign(flat, xflat)
+            d = (f_plus - f_minus) / (v0 - v1)
+            row[0] = d
+            if k == 0:
+                prev[0] = d
+                continue
+            noise = rounding / h_j
+            amplify = 1.0
+            fac = 1.0
+            least = np.inf
+            for m in range(1, k + 1):
+                fac = fac * 4.0
+                amplify *= (fac + 1.0) / (fac - 1.0)
+                t = row[m - 1] + (row[m - 1] - prev[m - 1]) / (fac - 1.0)
+                e1 = abs(t - row[m - 1])
+                e2 = abs(t - prev[m - 1])
+                e = np.inf
+                if e1 == e1 and e2 == e2:
+                    e = (e1 if e1 >= e2 else e2) + amplify * noise
+                    if e != e:
+                        e = np.inf
+                if e < best_err:
+                    best = t
+                    best_err = e
+                if e < least:
+                    least = e
+                row[m] = t
+            if k >= 2 and least > stop_factor * best_err:
+                break
+            for m in range(k + 1):
+                prev[m] = row[m]
+        if not np.isfinite(best_err):
+            best = d  # never stopped: the last step's quotient
+            best_err = np.nan
+        out[j] = best
+        err[j] = best_err
+
+
+def _agrad(f, x, H, args, n_chunks, rounding, stop_factor, out, err, status):
+    """:func:`agrad_chunk` over ``n_chunks`` fixed chunks (``prange``: by target); ``status[c] = 0`` when done."""
+    n = x.size
+    for c in prange(n_chunks):
+        agrad_chunk(f, x, H, args, c * n // n_chunks, (c + 1) * n // n_chunks, rounding, stop_factor, out, err)
+        status[c] = 0
+
+
+agrad, agrad_parallel = jit_targets(_agrad, NUMBA_USER_FLAGS)
+
+
 # ---------------------------------------------------------------------------
 # First-class drivers: the same chunk bodies, f passed by address, cached
 #
@@ -437,6 +526,7 @@ _grad_chunk_fc = _chunk_twin(grad_chunk)
 _cgrad_chunk_fc = _chunk_twin(cgrad_chunk)
 _jac_chunk_fc = _chunk_twin(jac_chunk)
 _cjac_chunk_fc = _chunk_twin(cjac_chunk)
+_agrad_chunk_fc = _chunk_twin(agrad_chunk)
 
 
 @intrinsic
@@ -511,16 +601,33 @@ def _cjac_fc_parallel(fty, jit_addr, c_addr, xz, h, args, n_chunks, out, status)
         status[c] = 0
 
 
+def _agrad_fc(fty, jit_addr, c_addr, x, H, args, lo, hi, rounding, stop_factor, out, err):
+    """First-class serial driver: :func:`agrad_chunk` over ``[lo, hi)``."""
+    _agrad_chunk_fc(_function_value(fty, jit_addr, c_addr), x, H, args, lo, hi, rounding, stop_factor, out, err)
+
+
+def _agrad_fc_parallel(fty, jit_addr, c_addr, x, H, args, n_chunks, rounding, stop_factor, out, err, status):
+    """First-class parallel driver: :func:`_agrad`'s loop."""
+    f = _function_value(fty, jit_addr, c_addr)
+    n = x.size
+    for c in prange(n_chunks):
+        _agrad_chunk_fc(f, x, H, args, c * n // n_chunks, (c + 1) * n // n_chunks, rounding, stop_factor,
+                        out, err)
+        status[c] = 0
+
+
 _F8 = nbt.Array(nbt.float64, 1, "C")
 _F8_2D = nbt.Array(nbt.float64, 2, "C")
 _STATUS = nbt.Array(nbt.uint8, 1, "C")
 _NO_ARGS = nbt.Tuple(())
 _I8, _B1, _R8 = nbt.int64, nbt.boolean, nbt.float64
-_X_DTYPES = {"grad": (np.float64, np.float32), "jac": (np.float64, np.float32),
+_X_DTYPES = {"grad": (np.float64, np.float32), "agrad": (np.float64, np.float32), "jac": (np.float64, np.float32),
              "cgrad": (np.complex128, np.complex64), "cjac": (np.complex128, np.complex64)}
-_F_SCALARS = {"grad": (nbt.float64, nbt.float32), "cgrad": (nbt.complex128, nbt.complex64)}
+_F_SCALARS = {"grad": (nbt.float64, nbt.float32), "agrad": (nbt.float64, nbt.float32),
+               "cgrad": (nbt.complex128, nbt.complex64)}
 _F_ARRAYS = {"jac": (nbt.float64, nbt.float32), "cjac": (nbt.complex128, nbt.complex64)}
-_BODIES = {"grad": (_grad_fc, _grad_fc_parallel), "cgrad": (_cgrad_fc, _cgrad_fc_parallel),
+_BODIES = {"grad": (_grad_fc, _grad_fc_parallel), "agrad": (_agrad_fc, _agrad_fc_parallel),
+           "cgrad": (_cgrad_fc, _cgrad_fc_parallel),
            "jac": (_jac_fc, _jac_fc_parallel), "cjac": (_cjac_fc, _cjac_fc_parallel)}
 
 _drivers: dict = {}
@@ -534,6 +641,8 @@ def _signature(kind, parallel, fty, xty):
     status = (_STATUS,) if parallel else ()
     if kind == "grad":
         args = head + (_I8, _R8, _NO_ARGS) + span + (_B1, _R8, _F8, _F8) + status
+    elif kind == "agrad":  # H (K, n) in head's place of h
+        args = head[:4] + (_F8_2D, _NO_ARGS) + span + (_R8, _R8, _F8, _F8) + status
     elif kind == "cgrad":
         args = head + (_NO_ARGS,) + span + (_B1, _R8, _F8, _F8) + status
     elif kind == "jac":
@@ -775,6 +884,16 @@ def grad_into(f, x, h, method, f0, args, full, eps, out, err, n_threads):
     f0 = float(f0)
     _run_user(lambda lo, hi: serial(f, x, h, method, f0, args, lo, hi, full, eps, out, err),
               lambda nc, status: parallel(f, x, h, method, f0, args, nc, full, eps, out, err, status),
+              x.size, n_threads)
+
+
+def agrad_into(f, x, H, args, rounding, stop_factor, out, err, n_threads):
+    """Protocol: the adaptive gradient (:func:`agrad_chunk`) of every element of x into ``out``/``err``."""
+    serial, parallel = _kernels("agrad", f, x, args, (H, out, err), agrad_chunk, agrad_parallel)
+    rounding = float(rounding)
+    stop_factor = float(stop_factor)
+    _run_user(lambda lo, hi: serial(f, x, H, args, lo, hi, rounding, stop_factor, out, err),
+              lambda nc, status: parallel(f, x, H, args, nc, rounding, stop_factor, out, err, status),
               x.size, n_threads)
 
 
