@@ -49,6 +49,14 @@ The steps, in order (the same names in ``fastgrad/_cython/mse.pyx``):
    for the intercept's);
 7. ``loss_grad``       the backend protocol over the above.
 
+The kernels the protocol runs (``model_loss_grad`` and its parallel target)
+write steps 2-3 inline and call the private ``_block_rows``/``_chunk_rows``,
+which take a flag saying whether K == 1 is known when compiling: each level of
+calls is optimised again with everything it calls, so a cold first call costs
+less with fewer levels and without the K > 1 kernel when it cannot run
+(``mse_grad`` of a vector, a fresh cache: about 9 s before, 6 s after).  The
+public functions above keep their signatures for a user's ``@njit`` code.
+
 Preconditions (the caller's duty, done by ``fastgrad._validate.mse_inputs``):
 A is float32/float64 of shape (N, D), any strides; Y is C-contiguous
 float32/float64 of shape (N, K); WT is C-contiguous float64 of shape (K, D)
@@ -421,15 +429,13 @@ def rows_one(A, Y, WT, s, b, start, stop, G, gb):
 
 
 @njit(**NUMBA_FLAGS)
-def chunk_rows(A, Y, WT, s, b, start, stop, limit, G, gb):
-    r"""One chunk of rows ``start <= i < stop`` (A's rows contiguous): ``G += A^T S R``,
-    ``gb += sum_i s_i r_i`` over the chunk; returns ``sum_ik s_i r_ik**2``.
-
-    The rows go in groups of four (:func:`rows_k1`, :func:`rows_k`), the last
-    few one at a time (:func:`rows_one`); rows are prefetched up to ``limit``.
-    """
+def _chunk_rows(A, Y, WT, s, b, start, stop, limit, G, gb, one_output):
+    """:func:`chunk_rows`; ``one_output`` None when the caller knows K == 1 at compile time (then the
+    K > 1 group kernel is not compiled at all), else False (K read at run time)."""
     n = (stop - start) // GROUP * GROUP
-    if Y.shape[1] == 1:
+    if one_output is None:
+        sq = rows_k1(A, Y, WT[0], s, b, start, start + n, limit, G[0], gb)
+    elif Y.shape[1] == 1:
         sq = rows_k1(A, Y, WT[0], s, b, start, start + n, limit, G[0], gb)
     else:
         sq = rows_k(A, Y, WT, s, b, start, start + n, limit, G, gb)
@@ -437,14 +443,21 @@ def chunk_rows(A, Y, WT, s, b, start, stop, limit, G, gb):
 
 
 @njit(**NUMBA_FLAGS)
-def block_rows(A, Y, WT, s, b, start, stop, G, GB):
-    r"""One row block, row by row (A's rows contiguous).  See :func:`mse_block`.
+def chunk_rows(A, Y, WT, s, b, start, stop, limit, G, gb):
+    r"""One chunk of rows ``start <= i < stop`` (A's rows contiguous): ``G += A^T S R``,
+    ``gb += sum_i s_i r_i`` over the chunk; returns ``sum_ik s_i r_ik**2``.
 
-    Chunks of CHUNK_ROWS rows (:func:`chunk_rows`), each summed from zero into a
-    chunk partial, added into the block's partial with compensation.
+    The rows go in groups of four (:func:`rows_k1`, :func:`rows_k`), the last
+    few one at a time (:func:`rows_one`); rows are prefetched up to ``limit``.
     """
+    return _chunk_rows(A, Y, WT, s, b, start, stop, limit, G, gb, False)
+
+
+@njit(**NUMBA_FLAGS)
+def _block_rows(A, Y, WT, s, b, start, stop, G, GB, one_output):
+    """:func:`block_rows`; ``one_output`` as :func:`_chunk_rows`."""
     if stop - start <= CHUNK_ROWS:  # one chunk: straight into the block's partial
-        return chunk_rows(A, Y, WT, s, b, start, stop, stop, G, GB)
+        return _chunk_rows(A, Y, WT, s, b, start, stop, stop, G, GB, one_output)
     K, D = G.shape
     P = np.empty((K, D))
     GC = np.zeros((K, D))
@@ -456,10 +469,10 @@ def block_rows(A, Y, WT, s, b, start, stop, G, GB):
         c1 = min(c0 + CHUNK_ROWS, stop)
         P[:] = 0.0
         if GB is None:
-            x = chunk_rows(A, Y, WT, s, b, c0, c1, stop, P, None)
+            x = _chunk_rows(A, Y, WT, s, b, c0, c1, stop, P, None, one_output)
         else:
             PB[:] = 0.0
-            x = chunk_rows(A, Y, WT, s, b, c0, c1, stop, P, PB)
+            x = _chunk_rows(A, Y, WT, s, b, c0, c1, stop, P, PB, one_output)
             add_compensated(GB, BC, PB)
         add_compensated(G, GC, P)
         sq, sqc = two_sum_add(sq, sqc, x)
@@ -467,6 +480,16 @@ def block_rows(A, Y, WT, s, b, start, stop, G, GB):
     if GB is not None:
         finish_compensated(GB, BC)
     return sq + sqc
+
+
+@njit(**NUMBA_FLAGS)
+def block_rows(A, Y, WT, s, b, start, stop, G, GB):
+    r"""One row block, row by row (A's rows contiguous).  See :func:`mse_block`.
+
+    Chunks of CHUNK_ROWS rows (:func:`chunk_rows`), each summed from zero into a
+    chunk partial, added into the block's partial with compensation.
+    """
+    return _block_rows(A, Y, WT, s, b, start, stop, G, GB, False)
 
 
 @njit(**NUMBA_FLAGS)
@@ -615,23 +638,25 @@ def block_tiles(A, Y, WT, s, b, start, stop, G, GB):
     return sq + sqc
 
 
-def _block(A, Y, WT, s, b, start, stop, G, GB):
+def _block(A, Y, WT, s, b, start, stop, G, GB, one_output):
     """The block function for A's layout (this Python form runs only under ``NUMBA_DISABLE_JIT=1``)."""
     if abs(A.strides[1]) <= abs(A.strides[0]):
-        return block_rows(A, Y, WT, s, b, start, stop, G, GB)
+        return _block_rows(A, Y, WT, s, b, start, stop, G, GB, one_output)
     return block_tiles(A, Y, WT, s, b, start, stop, G, GB)
 
 
 @overload(_block, jit_options=_OVERLOAD_OPTIONS)
-def _block_impl(A, Y, WT, s, b, start, stop, G, GB):
+def _block_impl(A, Y, WT, s, b, start, stop, G, GB, one_output):
     if A.layout == "C":
-        return lambda A, Y, WT, s, b, start, stop, G, GB: block_rows(A, Y, WT, s, b, start, stop, G, GB)
+        return lambda A, Y, WT, s, b, start, stop, G, GB, one_output: _block_rows(
+            A, Y, WT, s, b, start, stop, G, GB, one_output)
     if A.layout == "F":
-        return lambda A, Y, WT, s, b, start, stop, G, GB: block_tiles(A, Y, WT, s, b, start, stop, G, GB)
+        return lambda A, Y, WT, s, b, start, stop, G, GB, one_output: block_tiles(
+            A, Y, WT, s, b, start, stop, G, GB)
 
-    def any_strides(A, Y, WT, s, b, start, stop, G, GB):  # walk A along its smaller stride
+    def any_strides(A, Y, WT, s, b, start, stop, G, GB, one_output):  # walk A along its smaller stride
         if abs(A.strides[1]) <= abs(A.strides[0]):
-            return block_rows(A, Y, WT, s, b, start, stop, G, GB)
+            return _block_rows(A, Y, WT, s, b, start, stop, G, GB, one_output)
         return block_tiles(A, Y, WT, s, b, start, stop, G, GB)
 
     return any_strides
@@ -653,7 +678,7 @@ def mse_block(A, Y, WT, s, b, start, stop, G, GB):
     compensation.  The order of the sums depends only on the shapes, the layout
     and the dtype.
     """
-    return _block(A, Y, WT, s, b, start, stop, G, GB)
+    return _block(A, Y, WT, s, b, start, stop, G, GB, False)
 
 
 @njit(**NUMBA_EXACT_FLAGS)
@@ -706,7 +731,7 @@ def _mse_partials(A, Y, WT, s, b, G, SQ, GB):
 mse_partials, mse_partials_parallel = jit_targets(_mse_partials)
 
 
-def _mse_model_loss_grad(A, Y, WT, s, b, scale, out, gb):
+def _model_loss_grad(A, Y, WT, s, b, scale, out, gb, one_output):
     r"""Fused loss and gradients of the weighted linear model with an intercept.
 
     ``r_ik = (y_ik - b_k) - sum_l a_il w_lk``: writes ``out[j, k] = -2 scale
@@ -720,7 +745,9 @@ def _mse_model_loss_grad(A, Y, WT, s, b, scale, out, gb):
 
     The block loop is written here rather than called (``mse_partials``,
     ``mse_block``): every level of calls is optimised again with all it calls,
-    and the two levels saved cost about 2 s of a cold first call.
+    and the two levels saved cost about 2 s of a cold first call.  ``one_output``
+    None when K == 1 is known at compile time (the vector entry: the K > 1
+    kernels are not compiled, about 2 s more), else False.
     """
     N = A.shape[0]
     rows = row_blocks(N)
@@ -731,17 +758,30 @@ def _mse_model_loss_grad(A, Y, WT, s, b, scale, out, gb):
     if gb is None:
         for blk in prange(nb):
             start = blk * rows
-            SQ[blk] = _block(A, Y, WT, s, b, start, min(start + rows, N), G[blk], None)
+            SQ[blk] = _block(A, Y, WT, s, b, start, min(start + rows, N), G[blk], None, one_output)
     else:
         GB = np.zeros((nb, K))
         for blk in prange(nb):
             start = blk * rows
-            SQ[blk] = _block(A, Y, WT, s, b, start, min(start + rows, N), G[blk], GB[blk])
+            SQ[blk] = _block(A, Y, WT, s, b, start, min(start + rows, N), G[blk], GB[blk], one_output)
         combine_intercept(GB, scale, gb)
     return mse_combine(G, SQ, scale, out)
 
 
-mse_model_loss_grad, mse_model_loss_grad_parallel = jit_targets(_mse_model_loss_grad)
+model_loss_grad, model_loss_grad_parallel = jit_targets(_model_loss_grad)
+
+
+@njit(**NUMBA_FLAGS)
+def mse_model_loss_grad(A, Y, WT, s, b, scale, out, gb):
+    r"""Fused loss and gradients of the weighted linear model with an intercept (serial); see
+    :func:`_model_loss_grad`.  Callable from a user's ``@njit`` code with validated inputs."""
+    return model_loss_grad(A, Y, WT, s, b, scale, out, gb, False)
+
+
+@njit(**NUMBA_FLAGS)
+def mse_model_loss_grad_parallel(A, Y, WT, s, b, scale, out, gb):
+    r"""The parallel target of :func:`mse_model_loss_grad` (blocks over threads, same sums)."""
+    return model_loss_grad_parallel(A, Y, WT, s, b, scale, out, gb, False)
 
 
 @njit(**NUMBA_FLAGS)
@@ -771,7 +811,7 @@ def mse_loss_grad_vec(A, y, w):
     """
     N, D = A.shape
     out = np.empty((D, 1))
-    loss = mse_model_loss_grad(A, y.reshape((N, 1)), w.reshape((1, D)), None, None, 1.0 / N, out, None)
+    loss = model_loss_grad(A, y.reshape((N, 1)), w.reshape((1, D)), None, None, 1.0 / N, out, None, None)
     return loss, out.reshape(D)
 
 
@@ -782,7 +822,7 @@ def mse_loss_grad_vec(A, y, w):
 def loss_grad(A, Y, WT, s, b, scale, out, gb, n_threads):
     """Protocol: fused loss and gradients into ``out`` (D, K) and ``gb`` (K,) or None on ``n_threads``
     threads; returns the loss (see :func:`mse_model_loss_grad`)."""
-    return launch(mse_model_loss_grad, mse_model_loss_grad_parallel, n_threads, A, Y, WT, s, b, scale, out, gb)
+    return launch(model_loss_grad, model_loss_grad_parallel, n_threads, A, Y, WT, s, b, scale, out, gb, False)
 
 
 def loss_grad_vec(A, y, w):
