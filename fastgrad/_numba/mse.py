@@ -822,7 +822,8 @@ def mse_loss_grad_vec(A, y, w):
 def loss_grad(A, Y, WT, s, b, scale, out, gb, n_threads):
     """Protocol: fused loss and gradients into ``out`` (D, K) and ``gb`` (K,) or None on ``n_threads``
     threads; returns the loss (see :func:`mse_model_loss_grad`)."""
-    return launch(model_loss_grad, model_loss_grad_parallel, n_threads, A, Y, WT, s, b, scale, out, gb, False)
+    one_output = None if Y.shape[1] == 1 else False  # K == 1: compile (and cache) only its row kernel
+    return launch(model_loss_grad, model_loss_grad_parallel, n_threads, A, Y, WT, s, b, scale, out, gb, one_output)
 
 
 def loss_grad_vec(A, y, w):
