@@ -54,7 +54,7 @@ write steps 2-3 inline and call the private ``_block_rows``/``_chunk_rows``,
 which take a flag saying whether K == 1 is known when compiling: each level of
 calls is optimised again with everything it calls, so a cold first call costs
 less with fewer levels and without the K > 1 kernel when it cannot run
-(``mse_grad`` of a vector, a fresh cache: about 9 s before, 6 s after).  The
+(``mse_grad`` of a vector, a fresh cache: about 9 s before, 5.7 s after).  The
 public functions above keep their signatures for a user's ``@njit`` code.
 
 Preconditions (the caller's duty, done by ``fastgrad._validate.mse_inputs``):
