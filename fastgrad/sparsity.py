@@ -125,6 +125,7 @@ def _default_groups(m: int, n: int, indptr: np.ndarray, indices: np.ndarray) -> 
     does better.  The groups of the last ``_GROUPS_CACHE_SIZE`` patterns are
     remembered (the pattern compared entry by entry; a copy is returned).
     """
+    global _groups_cache
     if n == 0:
         return np.zeros(0, dtype=np.intp)
     for cm, cn, cptr, cidx, cgroups in reversed(_groups_cache):
@@ -133,7 +134,8 @@ def _default_groups(m: int, n: int, indptr: np.ndarray, indices: np.ndarray) -> 
             return cgroups.copy()
     groups = _group_pattern(m, n, indptr, indices)
     entry = (m, n, indptr.copy(), indices.copy(), groups.copy())
-    _groups_cache[:] = (_groups_cache + [entry])[-_GROUPS_CACHE_SIZE:]  # one assignment: safe across threads
+    # a new list bound in one step: a list being read by another thread is never changed
+    _groups_cache = (_groups_cache + [entry])[-_GROUPS_CACHE_SIZE:]
     return groups
 
 

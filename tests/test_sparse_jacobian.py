@@ -444,6 +444,26 @@ def test_default_groups_remembered_per_pattern_and_returned_as_copies(monkeypatc
     np.testing.assert_allclose(J.toarray(), dense, rtol=1e-8, atol=1e-12)
 
 
+def test_default_groups_from_many_threads_at_once():
+    """Threads asking for the groups of different patterns at once each get their own pattern's groups."""
+    import concurrent.futures
+
+    from fastgrad import _validate
+    from fastgrad import sparsity as _sparsity
+
+    rng = np.random.default_rng(6)
+    patterns = [rng.random((15, 12)) < 0.25 for _ in range(9)]
+    want = [_sparsity._group_pattern(*S.shape, *_validate.sparsity_structure(S, S.shape)) for S in patterns]
+
+    def groups(q):
+        S = patterns[q % len(patterns)]
+        return q % len(patterns), _sparsity._default_groups(*S.shape, *_validate.sparsity_structure(S, S.shape))
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for q, got in pool.map(groups, range(400)):
+            np.testing.assert_array_equal(got, want[q])
+
+
 def test_x_not_written():
     x = np.linspace(0.0, 1.0, 9)
     before = x.copy()
