@@ -636,11 +636,7 @@ def _tile_source(A, S, i0, i1):
     run with a cold cache).  Unit-stride sums are vectorized when the kernel
     itself is compiled, before any caller inlines it.  The copy is one read of
     the tile from memory into L2; the tile is then read from cache, as before.
-    It costs these layouts about a quarter of their time (``mse_grad`` of a
-    (10^6, 16) ``A[:, ::-1]`` of a Fortran array at 2 threads: 8.6-8.8 ms before,
-    10.5-11.0 ms after; Fortran order 5.5 ms); copying inside the residual pass
-    or in half-size tiles measured no faster.  (These Python forms run only
-    under ``NUMBA_DISABLE_JIT=1``.)
+    (These Python forms run only under ``NUMBA_DISABLE_JIT=1``.)
     """
     if A.flags.f_contiguous:
         return A, i0
@@ -661,12 +657,9 @@ def _tile_source_impl(A, S, i0, i1):
         return lambda A, S, i0, i1: (A, i0)
 
     def staged(A, S, i0, i1):
-        n = i1 - i0
         for j in range(A.shape[1]):
-            src = A[i0:i1, j]  # 1-D views, one stride each: copied in vectors where it is 1
-            dst = S[:n, j]  # (1.5x faster than indexing the 2-D arrays)
-            for t in range(n):
-                dst[t] = src[t]
+            for t in range(i1 - i0):
+                S[t, j] = A[i0 + t, j]
         return S, 0
 
     return staged
