@@ -26,9 +26,7 @@ once from memory.  Within a block, by A's layout (one Numba specialization each)
   about TILE_BYTES so that a tile stays in L2; per tile the residuals are formed
   column by column (down contiguous columns), then the gradient is accumulated
   column by column over the same tile, now in cache (``block_tiles``); tiles in
-  row order, T a function of (D, K, dtype) only.  A tile of an A that is not
-  Fortran-ordered (``A[:, ::-1]``, ``A[::2]`` of a Fortran array) is first
-  copied into a Fortran scratch tile, so that its sums run over unit strides;
+  row order, T a function of (D, K, dtype) only;
 * any other strides: whichever of the two walks A's smaller stride.
 
 Accuracy: a block's rows are summed in chunks (CHUNK_ROWS rows, or one tile),
@@ -517,12 +515,6 @@ def chunk_tile(A, Y, WT, s, b, i0, i1, P, PB, R):
     place; then the gradient, four columns at a time over the same tile (A in
     cache), last columns first.  P and PB are written, not added to.
     """
-    return _chunk_tile(A, i0, Y, WT, s, b, i0, i1, P, PB, R)
-
-
-@njit(**NUMBA_FLAGS)
-def _chunk_tile(A, a0, Y, WT, s, b, i0, i1, P, PB, R):
-    """:func:`chunk_tile` with the tile's rows of A at ``A[a0 : a0 + i1 - i0]`` (a staged copy: a0 = 0)."""
     n = i1 - i0
     D = A.shape[1]
     K = Y.shape[1]
@@ -536,10 +528,10 @@ def _chunk_tile(A, a0, Y, WT, s, b, i0, i1, P, PB, R):
                 r[t] -= b_k
     j = 0
     while j + 4 <= D:
-        c0 = A[a0:a0 + n, j]
-        c1 = A[a0:a0 + n, j + 1]
-        c2 = A[a0:a0 + n, j + 2]
-        c3 = A[a0:a0 + n, j + 3]
+        c0 = A[i0:i1, j]
+        c1 = A[i0:i1, j + 1]
+        c2 = A[i0:i1, j + 2]
+        c3 = A[i0:i1, j + 3]
         for k in range(K):
             r = R[k]
             w0 = WT[k, j]
@@ -550,7 +542,7 @@ def _chunk_tile(A, a0, Y, WT, s, b, i0, i1, P, PB, R):
                 r[t] -= (c0[t] * w0 + c1[t] * w1) + (c2[t] * w2 + c3[t] * w3)
         j += 4
     while j < D:
-        c0 = A[a0:a0 + n, j]
+        c0 = A[i0:i1, j]
         for k in range(K):
             r = R[k]
             w0 = WT[k, j]
@@ -584,7 +576,7 @@ def _chunk_tile(A, a0, Y, WT, s, b, i0, i1, P, PB, R):
     j = D
     while j > D // 4 * 4:
         j -= 1
-        c0 = A[a0:a0 + n, j]
+        c0 = A[i0:i1, j]
         for k in range(K):
             r = R[k]
             s0 = 0.0
@@ -593,10 +585,10 @@ def _chunk_tile(A, a0, Y, WT, s, b, i0, i1, P, PB, R):
             P[k, j] = s0
     while j >= 4:
         j -= 4
-        c0 = A[a0:a0 + n, j]
-        c1 = A[a0:a0 + n, j + 1]
-        c2 = A[a0:a0 + n, j + 2]
-        c3 = A[a0:a0 + n, j + 3]
+        c0 = A[i0:i1, j]
+        c1 = A[i0:i1, j + 1]
+        c2 = A[i0:i1, j + 2]
+        c3 = A[i0:i1, j + 3]
         for k in range(K):
             r = R[k]
             s0 = 0.0
@@ -615,69 +607,16 @@ def _chunk_tile(A, a0, Y, WT, s, b, i0, i1, P, PB, R):
     return sq + sqc
 
 
-def _tile_scratch(A, T):
-    """A Fortran-ordered (T, D) scratch tile of A's dtype where A is not Fortran-ordered (else an empty one)."""
-    if A.flags.f_contiguous:
-        return np.empty((0, 0), A.dtype, order="F")
-    return np.empty((T, A.shape[1]), A.dtype, order="F")
-
-
-def _tile_source(A, S, i0, i1):
-    """``(F, a0)``: the tile's rows ``i0 <= i < i1`` of A are ``F[a0 : a0 + i1 - i0]``, F Fortran-ordered.
-
-    A Fortran-ordered A is its own source (``a0 = i0``, nothing copied).  Any
-    other A (columns contiguous at a negative or non-unit stride, ``A[::2]`` of
-    a Fortran array) is copied, tile by tile, into the scratch S (``a0 = 0``):
-    the tile's sums then run over unit strides, as in the Fortran case.  A
-    reduction over a strided column, compiled with ``reassoc``, was vectorized
-    or not at LLVM's choice, and the choice changed with the caller: the serial
-    and the parallel target summed in different orders, one unit in the last
-    place apart, in some orders of compiling and loading from the cache (a CI
-    run with a cold cache).  Unit-stride sums are vectorized when the kernel
-    itself is compiled, before any caller inlines it.  The copy is one read of
-    the tile from memory into L2; the tile is then read from cache, as before.
-    (These Python forms run only under ``NUMBA_DISABLE_JIT=1``.)
-    """
-    if A.flags.f_contiguous:
-        return A, i0
-    S[: i1 - i0] = A[i0:i1]
-    return S, 0
-
-
-@overload(_tile_scratch, jit_options=_OVERLOAD_OPTIONS)
-def _tile_scratch_impl(A, T):
-    if A.layout == "F":
-        return lambda A, T: np.empty((0, 0), A.dtype).T
-    return lambda A, T: np.empty((A.shape[1], T), A.dtype).T
-
-
-@overload(_tile_source, jit_options=_OVERLOAD_OPTIONS)
-def _tile_source_impl(A, S, i0, i1):
-    if A.layout == "F":
-        return lambda A, S, i0, i1: (A, i0)
-
-    def staged(A, S, i0, i1):
-        for j in range(A.shape[1]):
-            for t in range(i1 - i0):
-                S[t, j] = A[i0 + t, j]
-        return S, 0
-
-    return staged
-
-
 @njit(**NUMBA_FLAGS)
 def block_tiles(A, Y, WT, s, b, start, stop, G, GB):
     r"""One row block in column tiles (A's columns contiguous).  See :func:`mse_block`.
 
     Tiles of T rows in row order, T from :func:`tile_rows`; each tile's partial
-    (:func:`chunk_tile`) added into the block's partial with compensation.  A
-    tile of an A that is not Fortran-ordered is first copied into a Fortran
-    scratch tile (:func:`_tile_source`).
+    (:func:`chunk_tile`) added into the block's partial with compensation.
     """
     K, D = G.shape
     T = tile_rows(D, K, _itemsize(A))
     R = np.empty((K, T))
-    S = _tile_scratch(A, T)
     P = np.empty((K, D))
     GC = np.zeros((K, D))
     PB = np.empty(K)
@@ -686,11 +625,10 @@ def block_tiles(A, Y, WT, s, b, start, stop, G, GB):
     sqc = 0.0
     for i0 in range(start, stop, T):
         i1 = min(i0 + T, stop)
-        F, a0 = _tile_source(A, S, i0, i1)
         if GB is None:
-            x = _chunk_tile(F, a0, Y, WT, s, b, i0, i1, P, None, R)
+            x = chunk_tile(A, Y, WT, s, b, i0, i1, P, None, R)
         else:
-            x = _chunk_tile(F, a0, Y, WT, s, b, i0, i1, P, PB, R)
+            x = chunk_tile(A, Y, WT, s, b, i0, i1, P, PB, R)
             add_compensated(GB, BC, PB)
         add_compensated(G, GC, P)
         sq, sqc = two_sum_add(sq, sqc, x)
