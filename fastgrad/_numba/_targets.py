@@ -19,7 +19,7 @@ from numba import njit
 
 from .. import _config
 
-__all__ = ["jit_targets", "launch"]
+__all__ = ["jit_targets", "launch", "launch_one_target"]
 
 
 def jit_targets(fn: Callable, flags: dict | None = None) -> tuple[Any, Any]:
@@ -40,5 +40,16 @@ def launch(serial: Any, parallel: Any, n_threads: int, *args: Any) -> Any:
     if n_threads <= 1:
         return serial(*args)
     _config.numba_threads(n_threads)
+    with _config.parallel_guard():
+        return parallel(*args)
+
+
+def launch_one_target(parallel: Any, n_threads: int, *args: Any) -> Any:
+    """Run ``parallel(*args)`` on ``n_threads`` threads, one thread included.
+
+    For kernels whose bits must not depend on which target ran them where the
+    two targets' machine code can differ (see ``fastgrad._numba.mse.loss_grad``).
+    """
+    _config.numba_threads(max(1, n_threads))
     with _config.parallel_guard():
         return parallel(*args)

@@ -76,7 +76,7 @@ from numba.extending import intrinsic, overload
 
 from .. import _config
 from .._config import NUMBA_EXACT_FLAGS, NUMBA_FLAGS
-from ._targets import jit_targets, launch
+from ._targets import jit_targets, launch, launch_one_target
 
 __all__ = [
     # the backend protocol (see docs/architecture.md)
@@ -823,6 +823,17 @@ def loss_grad(A, Y, WT, s, b, scale, out, gb, n_threads):
     """Protocol: fused loss and gradients into ``out`` (D, K) and ``gb`` (K,) or None on ``n_threads``
     threads; returns the loss (see :func:`mse_model_loss_grad`)."""
     one_output = None if Y.shape[1] == 1 else False  # K == 1: compile (and cache) only its row kernel
+    if not (A.flags.c_contiguous or A.flags.f_contiguous):
+        # An A of any other strides (Numba's layout 'A': strides known only at run
+        # time) runs the parallel target at every thread count.  Its reductions over
+        # strided rows or columns, compiled with fast-math, were vectorized in one
+        # target and not in the other in some orders of compiling and loading from
+        # the cache (a CI run with a cold cache): one unit in the last place apart
+        # at one and two threads.  One machine code for every thread count keeps the
+        # bits the same; the cost is the parallel launch on small inputs of these
+        # layouts.  (Copying each tile into a Fortran scratch tile did not make the
+        # two targets agree in every order, and cost a quarter of the time.)
+        return launch_one_target(model_loss_grad_parallel, n_threads, A, Y, WT, s, b, scale, out, gb, one_output)
     return launch(model_loss_grad, model_loss_grad_parallel, n_threads, A, Y, WT, s, b, scale, out, gb, one_output)
 
 
