@@ -493,6 +493,19 @@ def get_num_threads() -> int:
     return _num_threads
 
 
+def parallel_runtime_usable() -> bool:
+    """Whether a parallel kernel may be launched (on any thread count, one included) here.
+
+    False in a child forked after a parallel launch (see :func:`get_num_threads`);
+    else True, and a later fork is then treated as one after a parallel launch.
+    """
+    global _threads_started
+    if _forked_child:
+        return False
+    _threads_started = True
+    return True
+
+
 def _after_fork() -> None:
     global _forked_child
     _forked_child = _forked_child or _threads_started

@@ -104,11 +104,15 @@ A = rng.standard_normal((100_000, 16)); y = rng.standard_normal(100_000); w = np
 X = rng.standard_normal((300_000, 8)); W = rng.standard_normal((8, 4)); dZ = rng.standard_normal((300_000, 4))
 g0 = fastgrad.mse_grad(A, y, w, backend=be)          # a parallel kernel ran in the parent
 b0 = fastgrad.dense_backward(X, W, dZ, backend=be)[2]
+S = np.asfortranarray(A[:, ::-1])[:, ::-1]  # neither C nor F: Numba runs its parallel target, one thread included
+s0 = fastgrad.mse_grad(S, y, w, backend=be)
 
 def work(i):
     g = fastgrad.mse_grad(A, y, w, backend=be)
     b = fastgrad.dense_backward(X, W, dZ, backend=be)[2]
-    return np.array_equal(g, g0) and np.array_equal(b, b0), fastgrad.get_num_threads()
+    s = fastgrad.mse_grad(S, y, w, backend=be)  # the child runs it serially (no parallel runtime after a fork)
+    same = np.array_equal(g, g0) and np.array_equal(b, b0) and np.allclose(s, s0, rtol=1e-12, atol=0)
+    return same, fastgrad.get_num_threads()
 
 with concurrent.futures.ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as ex:
     res = list(ex.map(work, range(3)))

@@ -44,12 +44,16 @@ def launch(serial: Any, parallel: Any, n_threads: int, *args: Any) -> Any:
         return parallel(*args)
 
 
-def launch_one_target(parallel: Any, n_threads: int, *args: Any) -> Any:
+def launch_one_target(serial: Any, parallel: Any, n_threads: int, *args: Any) -> Any:
     """Run ``parallel(*args)`` on ``n_threads`` threads, one thread included.
 
     For kernels whose bits must not depend on which target ran them where the
     two targets' machine code can differ (see ``fastgrad._numba.mse.loss_grad``).
+    In a child forked after a parallel launch, where no parallel runtime may
+    start again, ``serial(*args)`` (every call there runs on one thread).
     """
+    if not _config.parallel_runtime_usable():
+        return serial(*args)
     _config.numba_threads(max(1, n_threads))
     with _config.parallel_guard():
         return parallel(*args)
