@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _config
+from . import _config, _validate
 from ._steps import default_steps
 
 __all__ = ["ADAPTIVE_BASE", "ADAPTIVE_RATIO", "ADAPTIVE_STEPS", "adaptive_steps", "extrapolate",
@@ -232,18 +232,17 @@ def numjac(f: Callable, x: np.ndarray, args: tuple, h: Any, flatten: bool, order
     """``numjac(..., method='adaptive')`` for a validated, owned x: shape ``f(x).shape + x.shape`` (or flattened).
 
     The Jacobians come from ``numdiff._numjac`` (``options``: its keywords), a
-    scalar f's gradients from ``numdiff._numgrad``.  Dense only: ``ValueError``
-    with a ``sparsity`` structure.
+    scalar f's gradients from ``numdiff._numgrad``; with a ``sparsity``
+    structure, from :func:`_sparse_numjac`.
     """
     from . import numdiff
 
-    if sparsity is not None:
-        raise ValueError("sparsity= is not available with method='adaptive' (it extrapolates the dense "
-                         "Jacobian); use method='central' with sparsity=, or method='adaptive' without")
     steps = adaptive_steps(x, h)
     vectorized = options.get("vectorized", False)
     njit_f = numdiff._is_njit(f) and x.ndim > 0 and not vectorized
     value, seconds = numdiff._timed(f, x, args, njit_f, vectorized)
+    if sparsity is not None:
+        return _sparse_numjac(f, x, args, steps, value, seconds, sparsity, order, options)
     if np.ndim(value) == 0:  # a scalar f: its gradient
         J = _gradient(f, x, args, steps, value, seconds, options)[0].reshape(x.shape).astype(x.dtype, copy=False)
         fshape: tuple = ()
@@ -264,6 +263,50 @@ def numjac(f: Callable, x: np.ndarray, args: tuple, h: Any, flatten: bool, order
     if flatten:
         return numdiff._flatten_jacobian(J, fshape, x.shape, order)
     return J
+
+
+def _sparse_numjac(f: Callable, x: np.ndarray, args: tuple, steps: list[np.ndarray], value: Any,
+                   seconds: float | None, sparsity: Any, order: str, options: dict) -> Any:
+    """``numjac(..., method='adaptive', sparsity=S)``: the tableau over the stored entries of the K sparse Jacobians.
+
+    Each step's central Jacobian comes from ``sparsity.sparse_numjac`` (one
+    evaluation per group and point; float64 data, all with S's structure), and
+    :func:`extrapolate` runs over their data arrays, entry by entry with that
+    entry's column's steps and its row's rounding: the arithmetic of the dense
+    adaptive Jacobian at the same entries, so the same bits.
+    """
+    import scipy.sparse as sp
+
+    from . import numdiff
+    from . import sparsity as _sparsity
+
+    if np.ndim(value) == 0:
+        fshape: tuple = ()
+        f0: Any = numdiff._real_value(value, "f(x)")
+        absf = np.array([abs(f0)])
+    else:
+        probe = numdiff._array_value("iuf")(value)
+        fshape = probe.shape
+        f0 = np.ascontiguousarray(probe, dtype=np.float64).reshape(-1)
+        absf = np.abs(f0)
+    run = dict(parallel=options.get("parallel", True), workers=options.get("workers"),
+               vectorized=options.get("vectorized", False), chunk_size=options.get("chunk_size"))
+    if not (isinstance(sparsity, tuple) and len(sparsity) == 2):  # the default groups once, for every step
+        m = int(np.prod(fshape))
+        indptr, indices = _validate.sparsity_structure(sparsity, (m, x.size))
+        sparsity = (sparsity, _sparsity._default_groups(m, x.size, indptr, indices))
+    J = [_sparsity.sparse_numjac(f, x, args, s, "central", fshape, f0, sparsity, order, seconds=seconds,
+                                 dtype=np.float64, **run) for s in steps]
+    indptr, indices = J[0].indptr, J[0].indices
+    if indices.size == 0:
+        return sp.csr_array((np.empty(0, dtype=x.dtype), indices, indptr), shape=J[0].shape)
+    # entry e sits in S's row r_e and column q_e: f's element row_c[r_e], x's element col_c[q_e]
+    rows = np.repeat(np.arange(J[0].shape[0]), np.diff(indptr))
+    row_c = _sparsity._flat_positions(fshape, order)[rows]
+    col_c = _sparsity._flat_positions(x.shape, order)[indices]
+    data, _ = extrapolate([j.data for j in J], [s[col_c] for s in steps],
+                          float(np.finfo(x.dtype).eps) * absf[row_c], 1)
+    return sp.csr_array((data.astype(x.dtype), indices, indptr), shape=J[0].shape)
 
 
 def numhess(x: np.ndarray, h: Any, core: Callable[[np.ndarray], tuple[np.ndarray, float]]

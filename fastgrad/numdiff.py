@@ -654,7 +654,10 @@ def numjac(
         column, e.g. from :func:`group_columns`) fixes the groups; by default
         they come from :func:`group_columns` in natural order or in scipy's
         default order, whichever gives fewer.  Returns a
-        ``scipy.sparse.csr_array``, as scipy's ``approx_derivative``.
+        ``scipy.sparse.csr_array``, as scipy's ``approx_derivative``.  With
+        ``method='adaptive'`` the sparse central Jacobian at each of the 8
+        steps (16 evaluations per group) is extrapolated entry by entry: the
+        dense adaptive Jacobian's values at the structure's entries.
     vectorized : bool
         f takes a stack of points, shape ``(B,) + x.shape``, and returns
         ``(B,) + f(x).shape``; see :func:`numgrad`.

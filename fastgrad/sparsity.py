@@ -172,7 +172,8 @@ def _check_orthogonal(m: int, indptr: np.ndarray, indices: np.ndarray, groups: n
 
 def sparse_numjac(f: Callable, x: np.ndarray, args: tuple, steps: np.ndarray, method: str, fshape: tuple,
                   f0: Any, sparsity: Any, order: str, *, parallel: Any = True, workers: Any = None,
-                  seconds: float | None = None, vectorized: bool = False, chunk_size: int | None = None) -> Any:
+                  seconds: float | None = None, vectorized: bool = False, chunk_size: int | None = None,
+                  dtype: Any = None) -> Any:
     r"""The sparse Jacobian ``numjac(f, x, sparsity=...)``: a ``csr_array`` (f.size, x.size) in ``order``.
 
     ``x`` an owned C-contiguous array, ``steps`` its validated steps, ``f0``
@@ -183,6 +184,8 @@ def sparse_numjac(f: Callable, x: np.ndarray, args: tuple, steps: np.ndarray, me
     at each entry's row and divided by the entry's column's denominator: the
     arithmetic of the dense quotient, entry by entry.  Groups are evaluated in
     blocks whose results stay within a memory budget (``_evaluate.block_columns``).
+    The data are of ``dtype`` (default x's: float64 keeps the quotients of a
+    float32 x unrounded, for ``method='adaptive'``).
     """
     import scipy.sparse as sp
 
@@ -209,7 +212,7 @@ def sparse_numjac(f: Callable, x: np.ndarray, args: tuple, steps: np.ndarray, me
     G = int(groups.max()) + 1 if n else 0
     if n:
         _check_orthogonal(m, indptr, indices, groups, G)
-    data = np.empty(indices.size, dtype=x.dtype)
+    data = np.empty(indices.size, dtype=x.dtype if dtype is None else dtype)
     result = sp.csr_array((data, indices, indptr), shape=(m, n))
     if indices.size == 0:
         return result

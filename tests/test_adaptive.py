@@ -336,7 +336,7 @@ def test_bad_input():
         fastgrad.mse_numgrad(np.ones((3, 2)), np.ones(3), np.ones(2), method="adaptive")
 
 
-def test_vectorized_f_and_no_sparsity():
+def test_vectorized_f():
     x = np.array([0.2, -0.7, 1.1])
 
     def fv(stack):  # a stack of points, shape (m, 3) -> (m,)
@@ -346,8 +346,6 @@ def test_vectorized_f_and_no_sparsity():
     np.testing.assert_array_equal(g, fastgrad.numgrad(_py(sinexp_njit), x, method="adaptive"))
     J = fastgrad.numjac(lambda s: np.sin(s), x, method="adaptive", vectorized=True)
     assert rel_err(J, np.diag(np.cos(x))).max() <= 1e-10
-    with pytest.raises(ValueError, match="sparsity= is not available with method='adaptive'"):
-        fastgrad.numjac(np.sin, x, method="adaptive", sparsity=np.eye(3))
 
 
 def test_bad_step_refused_before_any_evaluation():

@@ -495,6 +495,104 @@ def test_sparse_with_workers_and_vectorized():
 
 
 # ---------------------------------------------------------------------------
+# method='adaptive' with a structure: the dense adaptive Jacobian's entries
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("pattern", list(PATTERNS))
+def test_adaptive_sparse_equals_dense_adaptive(pattern, dtype):
+    rng = np.random.default_rng(4)
+    S = PATTERNS[pattern](rng)
+    f = structured_f(S)
+    x = rng.standard_normal(S.shape[1]).astype(dtype)
+    dense = fastgrad.numjac(f, x, method="adaptive", flatten=True)
+    for structure in (S, sp.csr_array(S), (S, fastgrad.group_columns(S)), (sp.csc_array(S), np.arange(S.shape[1]))):
+        J = fastgrad.numjac(f, x, method="adaptive", sparsity=structure)
+        assert isinstance(J, sp.csr_array) and J.shape == S.shape and J.dtype == dtype
+        np.testing.assert_array_equal(J.toarray(), np.where(S, dense, 0.0))
+
+
+def test_adaptive_sparse_accuracy_and_evaluations():
+    n = 3000
+    x = np.linspace(-1.0, 1.0, n)
+    calls = []
+
+    def f(z):
+        calls.append(1)
+        return np.sin(z) * np.exp(0.3 * z) + np.append(0.0, z[:-1] * z[1:])
+
+    J = fastgrad.numjac(f, x, method="adaptive", sparsity=(banded(n, 1, 0), np.arange(n) % 2))
+    # f(x) once, then both points of each of the 2 groups at each of the 8 steps
+    assert len(calls) == 1 + 2 * 2 * fastgrad._adaptive.ADAPTIVE_STEPS
+    exact = np.diag(np.exp(0.3 * x) * (np.cos(x) + 0.3 * np.sin(x)) + np.append(0.0, x[:-1]))
+    exact += np.diag(x[1:], -1)
+    err = np.abs(J.toarray() - exact).max()
+    central = np.abs(fastgrad.numjac(f, x, sparsity=banded(n, 1, 0)).toarray() - exact).max()
+    assert err <= 1e-12 and err <= central / 100, (err, central)
+
+
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_adaptive_sparse_matrix_x_and_scalar_f(order):
+    X = np.random.default_rng(6).standard_normal((3, 4))
+
+    def f(X):  # (4, 3): entry (a, b) depends on X[b, a] and X[b, a-1]
+        Y = np.exp(X.T)
+        Y[1:] += np.sin(X.T[:-1])
+        return Y
+
+    dense = fastgrad.numjac(f, X, method="adaptive", flatten=True, order=order)
+    J = fastgrad.numjac(f, X, method="adaptive", sparsity=dense != 0, order=order)
+    np.testing.assert_array_equal(J.toarray(), dense)
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    f = lambda z: np.sin(z[1]) + z[3] ** 3  # noqa: E731
+    g = fastgrad.numjac(f, x, method="adaptive", sparsity=[[0, 1, 0, 1]])
+    np.testing.assert_array_equal(g.toarray()[0], fastgrad.numgrad(f, x, method="adaptive") * [0, 1, 0, 1])
+    np.testing.assert_allclose(g.toarray(), [[0.0, np.cos(2.0), 0.0, 48.0]], rtol=1e-11)
+
+
+def test_adaptive_sparse_njit_at_every_thread_count(n_threads, always_parallel):
+    x = np.linspace(-1.0, 1.0, 60) * 0.3 + 0.5
+    S = block(60, 5)
+    a = fastgrad.numjac(block_sin, x, args=(1.5,), method="adaptive", sparsity=S)
+    b = fastgrad.numjac(block_sin, x, args=(1.5,), method="adaptive", sparsity=S, parallel=False)
+    c = fastgrad.numjac(lambda z: block_sin(z, 1.5), x, method="adaptive", sparsity=S)
+    dense = fastgrad.numjac(block_sin, x, args=(1.5,), method="adaptive", flatten=True)
+    np.testing.assert_array_equal(a.toarray(), b.toarray())
+    np.testing.assert_array_equal(a.toarray(), c.toarray())
+    np.testing.assert_array_equal(a.toarray(), np.where(S, dense, 0.0))
+
+
+def test_adaptive_sparse_with_workers_and_vectorized():
+    import concurrent.futures
+
+    S = banded(40, 1, 1)
+
+    def f(x):  # one point (40,) or a stack (B, 40)
+        y = x ** 3
+        y[..., 1:] += np.sin(x[..., :-1])
+        y[..., :-1] -= x[..., 1:] ** 2
+        return y
+
+    x = np.linspace(-2.0, 2.0, 40)
+    serial = fastgrad.numjac(f, x, method="adaptive", sparsity=S).toarray()
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        np.testing.assert_array_equal(fastgrad.numjac(f, x, method="adaptive", sparsity=S, workers=ex).toarray(),
+                                      serial)
+    np.testing.assert_array_equal(fastgrad.numjac(f, x, method="adaptive", sparsity=S, vectorized=True,
+                                                  chunk_size=3).toarray(), serial)
+    exact = np.diag(3 * x ** 2) + np.diag(np.cos(x[:-1]), -1) - np.diag(2 * x[1:], 1)
+    np.testing.assert_allclose(serial, exact, rtol=1e-12, atol=1e-12)
+
+
+def test_adaptive_sparse_bad_structure_refused():
+    with pytest.raises(ValueError, match=r"sparsity has shape \(4, 4\) but the Jacobian has shape \(3, 3\)"):
+        fastgrad.numjac(np.sin, np.ones(3), method="adaptive", sparsity=np.eye(4))
+    with pytest.raises(ValueError, match="sparsity groups are not structurally orthogonal: columns 0 and 1 are "
+                                         "both in group 0 and both nonzero in row 0"):
+        fastgrad.numjac(np.sin, np.ones(3), method="adaptive", sparsity=(np.ones((3, 3)), [0, 0, 1]))
+
+
+# ---------------------------------------------------------------------------
 # Bad structures
 
 

@@ -223,7 +223,7 @@ def _sparse_numjac_check(backend, rng):
     x = rng.uniform(-1.0, 1.0, 40)
     S = _tri_structure(40)
     pairs = []
-    for method in ("central", "forward", "five-point", "complex"):
+    for method in ("central", "forward", "five-point", "complex", "adaptive"):
         J = fastgrad.numjac(f, x, method=method, sparsity=S).toarray()
         pairs.append((J, fastgrad.numjac(f, x, method=method, flatten=True)))
         pairs.append((J, _tridiagonal_exact(x)))
