@@ -613,7 +613,8 @@ def sparse_inputs(A: Any, name: str = "A") -> SparseA:
 
     Other sparse formats raise ``TypeError`` naming the conversion; malformed
     index arrays (indices out of range, ``indptr`` not nondecreasing from 0)
-    raise ``ValueError``.  Costs one pass over the indices (their range), no copy.
+    raise ``ValueError``.  Costs one pass over the indices (their largest value read
+    as unsigned), no copy.
     """
     fmt = getattr(A, "format", None)
     if fmt not in ("csr", "csc"):
@@ -638,7 +639,8 @@ def sparse_inputs(A: Any, name: str = "A") -> SparseA:
     if indptr[0] != 0 or indptr[-1] > nnz or (major and np.any(indptr[1:] < indptr[:-1])):
         raise ValueError(f"{name} is a malformed {fmt.upper()} matrix: indptr must rise from 0 to at most "
                          f"nnz = {nnz} (A.check_format() tells more)")
-    if nnz and (int(indices.min()) < 0 or int(indices.max()) >= minor):
+    # one pass for both bounds: a negative index read as unsigned is above every valid one
+    if nnz and int(indices.view(np.uint32 if indices.dtype.itemsize == 4 else np.uint64).max()) >= minor:
         raise ValueError(f"{name} is a malformed {fmt.upper()} matrix: an index lies outside [0, {minor}) "
                          f"(A.check_format() tells more)")
     return SparseA(fmt, indptr, indices, data, (N, D))

@@ -144,6 +144,14 @@ def test_bad_sparse_inputs():
     bad = scipy.sparse.csr_array((np.ones(2), np.array([0, 5]), np.array([0, 1, 2, 2])), shape=(3, 3))
     with pytest.raises(ValueError, match=r"A is a malformed CSR matrix: an index lies outside \[0, 3\)"):
         _validate.sparse_inputs(bad)
+    for itype in (np.int32, np.int64):  # a negative index, of either index type, in a CSR or CSC A
+        for fmt in (scipy.sparse.csr_array, scipy.sparse.csc_matrix):
+            bad = fmt(np.eye(3))
+            bad.indices = np.array([0, -1, 2], dtype=itype)
+            bad.indptr = bad.indptr.astype(itype)
+            kind = "CSR" if bad.format == "csr" else "CSC"
+            with pytest.raises(ValueError, match=rf"A is a malformed {kind} matrix: an index lies outside \[0, 3\)"):
+                _validate.sparse_inputs(bad)
     bad = scipy.sparse.csr_array(np.eye(3))
     bad.indptr = np.array([0, 2, 1, 3], dtype=bad.indptr.dtype)
     with pytest.raises(ValueError, match="A is a malformed CSR matrix: indptr must rise from 0"):
