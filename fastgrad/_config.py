@@ -56,7 +56,6 @@ __all__ = [
     "row_blocks",
     "sparse_row_blocks",
     "SPARSE_PARTIALS_BYTES",
-    "GOMP_SPINCOUNT",
     "threads_for",
     "kernels",
     "user_function_kernels",
@@ -544,32 +543,6 @@ def numba_threads(n: int | None = None) -> int:
     if numba.get_num_threads() != n:
         numba.set_num_threads(n)
     return n
-
-
-#: How long GNU OpenMP's idle threads spin before they sleep, unless GOMP_SPINCOUNT is
-#: set (libgomp's own default: 300 000 spins, milliseconds).  Both compiled backends'
-#: threads are libgomp's (the Cython kernels and Numba's 'omp' layer).  Long spinning
-#: costs on machines with few cores: a numpy product right after a kernel ran 3x
-#: slower (its OpenBLAS threads shared the cores with ours), and a kernel right after
-#: a product up to 2x (our threads spinning at the region's end beside OpenBLAS's).
-#: 3000 spins keeps back-to-back small calls as fast as with the default
-#: (benchmarks/README.md, "Spinning threads").
-GOMP_SPINCOUNT = "3000"
-
-
-def _configure_openmp_spin() -> None:
-    """Set ``GOMP_SPINCOUNT`` (if unset) before libgomp starts: it reads it once, when it loads.
-
-    It loads with the first Cython kernel module or Numba's 'omp' threading
-    layer, both after this.  A user's own ``GOMP_SPINCOUNT`` or
-    ``OMP_WAIT_POLICY`` is respected; a libgomp another library loaded earlier
-    keeps its settings.
-    """
-    if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
-        os.environ["GOMP_SPINCOUNT"] = GOMP_SPINCOUNT
-
-
-_configure_openmp_spin()
 
 
 def _configure_numba_threading_layer() -> None:

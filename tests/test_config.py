@@ -92,30 +92,6 @@ def test_environment_variables():
     assert r.returncode != 0 and "FASTGRAD_NUM_THREADS must be a positive integer" in r.stderr
 
 
-def test_openmp_spin_set_before_libgomp_loads():
-    """GOMP_SPINCOUNT=3000 unless the user set it (or OMP_WAIT_POLICY), in place before libgomp loads."""
-    code = ("import os, numpy, scipy.sparse\n"
-            "def gomp(): return any('libgomp' in line for line in open('/proc/self/maps'))\n"
-            "before = gomp()\n"
-            "import fastgrad\n"
-            "fastgrad.mse_grad(numpy.ones((4, 2)), numpy.ones(4), numpy.ones(2), backend='cython' "
-            "if 'cython' in fastgrad.available_backends() else 'numba')\n"
-            "print(before, os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
-    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert r.returncode == 0, r.stderr
-    before, spin, policy = r.stdout.split()
-    assert spin == _config.GOMP_SPINCOUNT == "3000" and policy == "None"
-    if os.path.exists("/proc/self/maps"):
-        assert before == "False"  # numpy and scipy load no libgomp: fastgrad's setting is the one it reads
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env=dict(env, GOMP_SPINCOUNT="123"))
-    assert r.returncode == 0 and r.stdout.split()[1:] == ["123", "None"], r.stderr
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env=dict(env, OMP_WAIT_POLICY="active"))
-    assert r.returncode == 0 and r.stdout.split()[1:] == ["None", "active"], r.stderr
-
-
 def test_threading_layer_is_thread_safe():
     import numba
 
