@@ -1,7 +1,8 @@
 """fastgrad: fast, correct gradient kernels for matrix calculus.
 
-The public API.  Kernels run on the Numba backend by default; ``'cython'`` and
-``'numpy'`` (the reference) are the others.  See ``help(fastgrad.mse_grad)``.
+The public API.  Kernels run on the Cython backend where its extension is
+built, else on Numba; ``'numpy'`` (the reference) is the third.  See
+``help(fastgrad.mse_grad)``.
 """
 
 from ._config import (
