@@ -25,18 +25,22 @@ def _vector(x):
     return np.sin(x) * x[0] + x[-1] ** 2
 
 
-_CALL_S = _config.USER_PYTHON_CALL_S
-
-
 @pytest.fixture
 def kernels():
     return _config.user_function_kernels()
 
 
 def _both_routes(monkeypatch, kernels, call):
-    """``call()`` once from Python (the driver reported missing) and once compiled (tier off)."""
+    """``call()`` once from Python (the driver reported missing) and once compiled (tier off).
+
+    The Python route's limits are raised for the first call: the route is
+    chosen from one timed evaluation of f, which a loaded machine (CI) can
+    stretch past ``USER_PYTHON_CALL_S``; this test is about the bits of the
+    two routes, not about where the line between them lies.
+    """
     monkeypatch.setattr(nd, "_python_spent", {})
-    monkeypatch.setattr(_config, "USER_PYTHON_CALL_S", _CALL_S)
+    monkeypatch.setattr(_config, "USER_PYTHON_CALL_S", 1e3)
+    monkeypatch.setattr(_config, "USER_PYTHON_TOTAL_S", 1e3)
     monkeypatch.setattr(kernels, "driver_ready", lambda *a, **kw: False)
     spy = {"compiled": 0}
     for name in ("grad_into", "jac_into"):
