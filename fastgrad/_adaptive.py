@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _config, _validate
+from . import _config
 from ._steps import default_steps
 
 __all__ = ["ADAPTIVE_BASE", "ADAPTIVE_RATIO", "ADAPTIVE_STEPS", "adaptive_steps", "extrapolate",
@@ -241,18 +241,21 @@ def numjac(f: Callable, x: np.ndarray, args: tuple, h: Any, flatten: bool, order
     vectorized = options.get("vectorized", False)
     njit_f = numdiff._is_njit(f) and x.ndim > 0 and not vectorized
     value, seconds = numdiff._timed(f, x, args, njit_f, vectorized)
-    if sparsity is not None:
-        return _sparse_numjac(f, x, args, steps, value, seconds, sparsity, order, options)
     if np.ndim(value) == 0:  # a scalar f: its gradient
-        J = _gradient(f, x, args, steps, value, seconds, options)[0].reshape(x.shape).astype(x.dtype, copy=False)
         fshape: tuple = ()
+        f0: Any = numdiff._real_value(value, "f(x)")
+    else:
+        probe = numdiff._array_value("iuf")(value)
+        fshape = probe.shape
+        f0 = np.ascontiguousarray(probe, dtype=np.float64).reshape(-1)
+    if sparsity is not None:
+        return _sparse_numjac(f, x, args, steps, fshape, f0, seconds, sparsity, order, options)
+    if not fshape:
+        J = _gradient(f, x, args, steps, value, seconds, options)[0].reshape(x.shape).astype(x.dtype, copy=False)
     else:
         from . import _evaluate
 
-        probe = numdiff._array_value("iuf")(value)
-        fshape = probe.shape
         checked = _evaluate.ArrayCheck("iuf", fshape)
-        f0 = np.ascontiguousarray(probe, dtype=np.float64).reshape(-1)
         if _compiled(f, x, options):
             D = [numdiff._numjac(f, x, args, s, "central", f0.size, f0, check=checked, seconds=seconds,
                                  **options) for s in steps]
@@ -265,48 +268,34 @@ def numjac(f: Callable, x: np.ndarray, args: tuple, h: Any, flatten: bool, order
     return J
 
 
-def _sparse_numjac(f: Callable, x: np.ndarray, args: tuple, steps: list[np.ndarray], value: Any,
+def _sparse_numjac(f: Callable, x: np.ndarray, args: tuple, steps: list[np.ndarray], fshape: tuple, f0: Any,
                    seconds: float | None, sparsity: Any, order: str, options: dict) -> Any:
     """``numjac(..., method='adaptive', sparsity=S)``: the tableau over the stored entries of the K sparse Jacobians.
 
-    Each step's central Jacobian comes from ``sparsity.sparse_numjac`` (one
-    evaluation per group and point; float64 data, all with S's structure), and
-    :func:`extrapolate` runs over their data arrays, entry by entry with that
-    entry's column's steps and its row's rounding: the arithmetic of the dense
-    adaptive Jacobian at the same entries, so the same bits.
+    The central quotients at every step come from ``sparsity.sparse_quotients``
+    (one evaluation per group and point; float64 data, all with S's structure),
+    and :func:`extrapolate` runs over their data arrays, entry by entry with that
+    entry's column's steps and its row's rounding ``eps |f(x)|``: the arithmetic
+    of the dense adaptive Jacobian at the same entries, so the same bits.
     """
     import scipy.sparse as sp
 
-    from . import numdiff
     from . import sparsity as _sparsity
 
-    if np.ndim(value) == 0:
-        fshape: tuple = ()
-        f0: Any = numdiff._real_value(value, "f(x)")
-        absf = np.array([abs(f0)])
-    else:
-        probe = numdiff._array_value("iuf")(value)
-        fshape = probe.shape
-        f0 = np.ascontiguousarray(probe, dtype=np.float64).reshape(-1)
-        absf = np.abs(f0)
-    run = dict(parallel=options.get("parallel", True), workers=options.get("workers"),
-               vectorized=options.get("vectorized", False), chunk_size=options.get("chunk_size"))
-    if not (isinstance(sparsity, tuple) and len(sparsity) == 2):  # the default groups once, for every step
-        m = int(np.prod(fshape))
-        indptr, indices = _validate.sparsity_structure(sparsity, (m, x.size))
-        sparsity = (sparsity, _sparsity._default_groups(m, x.size, indptr, indices))
-    J = [_sparsity.sparse_numjac(f, x, args, s, "central", fshape, f0, sparsity, order, seconds=seconds,
-                                 dtype=np.float64, **run) for s in steps]
-    indptr, indices = J[0].indptr, J[0].indices
+    shape = (int(np.prod(fshape)), x.size)
+    indptr, indices, D = _sparsity.sparse_quotients(
+        f, x, args, steps, "central", fshape, f0, sparsity, order, np.float64, seconds=seconds,
+        parallel=options.get("parallel", True), workers=options.get("workers"),
+        vectorized=options.get("vectorized", False), chunk_size=options.get("chunk_size"))
     if indices.size == 0:
-        return sp.csr_array((np.empty(0, dtype=x.dtype), indices, indptr), shape=J[0].shape)
+        return sp.csr_array((np.empty(0, dtype=x.dtype), indices, indptr), shape=shape)
     # entry e sits in S's row r_e and column q_e: f's element row_c[r_e], x's element col_c[q_e]
-    rows = np.repeat(np.arange(J[0].shape[0]), np.diff(indptr))
+    rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
     row_c = _sparsity._flat_positions(fshape, order)[rows]
     col_c = _sparsity._flat_positions(x.shape, order)[indices]
-    data, _ = extrapolate([j.data for j in J], [s[col_c] for s in steps],
-                          float(np.finfo(x.dtype).eps) * absf[row_c], 1)
-    return sp.csr_array((data.astype(x.dtype), indices, indptr), shape=J[0].shape)
+    rounding = float(np.finfo(x.dtype).eps) * np.abs(np.asarray(f0, dtype=np.float64)).reshape(-1)[row_c]
+    data, _ = extrapolate(D, [s[col_c] for s in steps], rounding, 1)
+    return sp.csr_array((data.astype(x.dtype), indices, indptr), shape=shape)
 
 
 def numhess(x: np.ndarray, h: Any, core: Callable[[np.ndarray], tuple[np.ndarray, float]]

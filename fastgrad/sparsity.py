@@ -172,8 +172,7 @@ def _check_orthogonal(m: int, indptr: np.ndarray, indices: np.ndarray, groups: n
 
 def sparse_numjac(f: Callable, x: np.ndarray, args: tuple, steps: np.ndarray, method: str, fshape: tuple,
                   f0: Any, sparsity: Any, order: str, *, parallel: Any = True, workers: Any = None,
-                  seconds: float | None = None, vectorized: bool = False, chunk_size: int | None = None,
-                  dtype: Any = None) -> Any:
+                  seconds: float | None = None, vectorized: bool = False, chunk_size: int | None = None) -> Any:
     r"""The sparse Jacobian ``numjac(f, x, sparsity=...)``: a ``csr_array`` (f.size, x.size) in ``order``.
 
     ``x`` an owned C-contiguous array, ``steps`` its validated steps, ``f0``
@@ -184,11 +183,25 @@ def sparse_numjac(f: Callable, x: np.ndarray, args: tuple, steps: np.ndarray, me
     at each entry's row and divided by the entry's column's denominator: the
     arithmetic of the dense quotient, entry by entry.  Groups are evaluated in
     blocks whose results stay within a memory budget (``_evaluate.block_columns``).
-    The data are of ``dtype`` (default x's: float64 keeps the quotients of a
-    float32 x unrounded, for ``method='adaptive'``).
     """
     import scipy.sparse as sp
 
+    indptr, indices, (data,) = sparse_quotients(f, x, args, [steps], method, fshape, f0, sparsity, order, x.dtype,
+                                                parallel=parallel, workers=workers, seconds=seconds,
+                                                vectorized=vectorized, chunk_size=chunk_size)
+    return sp.csr_array((data, indices, indptr), shape=(int(np.prod(fshape)), x.size))
+
+
+def sparse_quotients(f: Callable, x: np.ndarray, args: tuple, step_list: list[np.ndarray], method: str,
+                     fshape: tuple, f0: Any, sparsity: Any, order: str, dtype: Any, *, parallel: Any = True,
+                     workers: Any = None, seconds: float | None = None, vectorized: bool = False,
+                     chunk_size: int | None = None) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """``(indptr, indices, [data])``: the CSR structure of :func:`sparse_numjac` and its data at each step array.
+
+    The structure and groups are validated, and the groups ordered, once for
+    all of ``step_list`` (``method='adaptive'`` passes its 8 steps); the data
+    are of ``dtype`` (float64 keeps the quotients of a float32 x unrounded).
+    """
     from .numdiff import (
         _complex_copy,
         _complex_value,
@@ -212,10 +225,9 @@ def sparse_numjac(f: Callable, x: np.ndarray, args: tuple, steps: np.ndarray, me
     G = int(groups.max()) + 1 if n else 0
     if n:
         _check_orthogonal(m, indptr, indices, groups, G)
-    data = np.empty(indices.size, dtype=x.dtype if dtype is None else dtype)
-    result = sp.csr_array((data, indices, indptr), shape=(m, n))
+    datas = [np.empty(indices.size, dtype=dtype) for _ in step_list]
     if indices.size == 0:
-        return result
+        return indptr, indices, datas
     col_c = _flat_positions(x.shape, order)  # S's column q is element col_c[q] of x.reshape(-1)
     row_c = _flat_positions(fshape, order)
     xp = _complex_copy(x) if method == "complex" else x
@@ -223,38 +235,39 @@ def sparse_numjac(f: Callable, x: np.ndarray, args: tuple, steps: np.ndarray, me
         check = _evaluate.ArrayCheck("iufc" if method == "complex" else "iuf", fshape)
     else:
         check = _ScalarCheck(_complex_value, "iufc") if method == "complex" else _ScalarCheck(_real_value, "iuf")
-    V, den = stencil(xp, steps, method)
-    K = len(V)
-    dtype = np.complex128 if method == "complex" else np.float64
+    fdtype = np.complex128 if method == "complex" else np.float64
     sparse_kernels = _config.kernels("sparsity")
     gptr = np.empty(G + 1, dtype=np.int64)
     by_group = np.empty(n, dtype=np.int64)
     sparse_kernels.group_order(groups, G, gptr, by_group)  # S's columns, group by group
     changed = col_c[by_group]
     njit_f = _is_njit(f) and x.ndim > 0 and bool(fshape) and not vectorized
-    if njit_f:  # the groups in a compiled loop, in parallel when the work pays for the threads
-        kernels = _config.user_function_kernels()
-        V_stack = np.ascontiguousarray(np.stack(V))
+    kernels = _config.user_function_kernels() if njit_f else None
     run = dict(workers=workers, vectorized=vectorized, chunk_size=chunk_size, seconds=seconds)
-    # a compiled f's blocks are shared among threads: as large as a stacked call's
-    block = _evaluate.block_columns(K, m, vectorized=True) if njit_f else _evaluate.block_columns(K, m, **run)
-    for g0 in range(0, G, block):
-        g1 = min(G, g0 + block)
-        a, b = gptr[g0], gptr[g1]
-        B = g1 - g0
-        if njit_f:
-            F = np.empty((K * B, m), dtype)
-            threads = _kernel_threads(parallel, B, K, seconds)
-            kernels.sjac_into(f, xp, V_stack, np.ascontiguousarray(gptr[g0:g1 + 1]), changed, args, F, threads)
-        else:
-            ptr = np.concatenate([gptr[g0:g1] - a + k * (b - a) for k in range(K)] + [[K * (b - a)]])
-            idx = np.tile(changed[a:b], K)
-            vals = np.concatenate([v[changed[a:b]] for v in V])
-            F = _evaluate.evaluate(f, xp, args, _evaluate.Points(ptr, idx, vals), check, m, dtype, **run)
-        num, _ = numerators([F[k * B:(k + 1) * B] for k in range(K)], f0, method)
-        sparse_kernels.scatter_groups(m, indptr, indices, groups, g0, g1, row_c, col_c, np.ascontiguousarray(num),
-                                      den, data)
-    return result
+    for steps, data in zip(step_list, datas):
+        V, den = stencil(xp, steps, method)
+        K = len(V)
+        if njit_f:  # the groups in a compiled loop, in parallel when the work pays for the threads
+            V_stack = np.ascontiguousarray(np.stack(V))
+        # a compiled f's blocks are shared among threads: as large as a stacked call's
+        block = _evaluate.block_columns(K, m, vectorized=True) if njit_f else _evaluate.block_columns(K, m, **run)
+        for g0 in range(0, G, block):
+            g1 = min(G, g0 + block)
+            a, b = gptr[g0], gptr[g1]
+            B = g1 - g0
+            if njit_f:
+                F = np.empty((K * B, m), fdtype)
+                threads = _kernel_threads(parallel, B, K, seconds)
+                kernels.sjac_into(f, xp, V_stack, np.ascontiguousarray(gptr[g0:g1 + 1]), changed, args, F, threads)
+            else:
+                ptr = np.concatenate([gptr[g0:g1] - a + k * (b - a) for k in range(K)] + [[K * (b - a)]])
+                idx = np.tile(changed[a:b], K)
+                vals = np.concatenate([v[changed[a:b]] for v in V])
+                F = _evaluate.evaluate(f, xp, args, _evaluate.Points(ptr, idx, vals), check, m, fdtype, **run)
+            num, _ = numerators([F[k * B:(k + 1) * B] for k in range(K)], f0, method)
+            sparse_kernels.scatter_groups(m, indptr, indices, groups, g0, g1, row_c, col_c,
+                                          np.ascontiguousarray(num), den, data)
+    return indptr, indices, datas
 
 
 def detect_sparsity(f: Callable, x: Any, *, args: Sequence = (), trials: int = 3, order: str = "F") -> Any:
