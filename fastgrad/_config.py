@@ -40,6 +40,7 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "NUMBA_FLAGS",
+    "NUMBA_PARALLEL",
     "NUMBA_PARALLEL_FLAGS",
     "NUMBA_USER_FLAGS",
     "PARALLEL_MIN_WORK",
@@ -104,17 +105,25 @@ FASTMATH = frozenset({"reassoc", "contract", "nsz"})
 # (one warning) where no writable folder exists.
 NUMBA_FLAGS = {"cache": _cache.CACHE_DIR is not None, "nogil": True, "fastmath": set(FASTMATH),
                "error_model": "numpy"}
+# The parallel target runs only the kernels' explicit ``prange`` loops in parallel.
+# With ``parallel=True`` Numba also turns every ``np.zeros`` and array expression of
+# the kernel into a parallel region of its own, each a launch of the thread team:
+# the MSE kernel's two scratch allocations were two launches before its block loop
+# ((10^4, 16) float64, 2 threads: 62 -> 54 us per call with prange only).
+NUMBA_PARALLEL = {"prange": True, "numpy": False, "comprehension": False, "reduction": False,
+                  "inplace_binop": False, "setitem": False, "stencil": False, "fusion": True}
 # Numba keys its cache on the source file, not on these flags: the cache folder
 # is tagged with them, so changing a flag can never load code compiled without it.
-_cache.install_locator(tag=repr(sorted((k, sorted(v) if isinstance(v, set) else v) for k, v in NUMBA_FLAGS.items())))
+_cache.install_locator(tag=repr(sorted((k, sorted(v) if isinstance(v, set) else v) for k, v in NUMBA_FLAGS.items()))
+                       + repr(sorted(NUMBA_PARALLEL.items())))
 _cache.warn_if_off()
-NUMBA_PARALLEL_FLAGS = dict(NUMBA_FLAGS, parallel=True)
+NUMBA_PARALLEL_FLAGS = dict(NUMBA_FLAGS, parallel=NUMBA_PARALLEL)
 # Kernels taking a user's function as an argument (numgrad/numjac over an @njit f):
 # compiled once per user function and not cached (a dispatcher argument defeats
 # Numba's cache), without fastmath so the compiled path is bitwise equal to the
 # Python path over the same f.
 NUMBA_USER_FLAGS = dict(NUMBA_FLAGS, cache=False, fastmath=False)
-NUMBA_USER_PARALLEL_FLAGS = dict(NUMBA_USER_FLAGS, parallel=True)  # the benchmarks' evaluation floors
+NUMBA_USER_PARALLEL_FLAGS = dict(NUMBA_USER_FLAGS, parallel=NUMBA_PARALLEL)  # the benchmarks' evaluation floors
 # Compiled functions that must agree bit for bit with their Python twin (no fastmath), cached.
 NUMBA_EXACT_FLAGS = dict(NUMBA_FLAGS, fastmath=False)
 
