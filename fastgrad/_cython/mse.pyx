@@ -41,7 +41,7 @@ The steps, in order (the same names in fastgrad/_numba/mse.py):
 """
 
 from cython.parallel cimport prange
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 
 import numpy as np
 
@@ -822,17 +822,37 @@ cdef double mse_combine(const double[:, :, ::1] G, const double[::1] SQ, double 
     The sums over the blocks are compensated (``two_sum_add``).
     """
     cdef Py_ssize_t nb = G.shape[0], K = G.shape[1], D = G.shape[2], blk, j, k
-    cdef double sq = 0.0, c = 0.0, acc, e
+    cdef double sq = 0.0, c = 0.0
+    cdef double* S
+    cdef double* C
     for blk in range(nb):
         two_sum_add(&sq, &c, SQ[blk])
-    for k in range(K):
-        for j in range(D):
-            acc = 0.0
-            e = 0.0
-            for blk in range(nb):
-                two_sum_add(&acc, &e, G[blk, k, j])
-            out[j, k] = -2.0 * scale * (acc + e)
+    S = <double*>calloc(2 * K * D, sizeof(double))
+    if S != NULL:
+        # block by block, every (k, j) at once (add_compensated vectorises across
+        # them); each (k, j) sees the same operations in the same order as below
+        C = S + K * D
+        for blk in range(nb):
+            add_compensated(S, C, &G[blk, 0, 0], K * D)
+        for k in range(K):
+            for j in range(D):
+                out[j, k] = -2.0 * scale * (S[k * D + j] + C[k * D + j])
+        free(S)
+    else:  # no memory for the two (K, D) sums: one (k, j) at a time
+        for k in range(K):
+            for j in range(D):
+                _combine_one(G, k, j, &out[j, k], scale)
     return scale * (sq + c)
+
+
+cdef inline void _combine_one(const double[:, :, ::1] G, Py_ssize_t k, Py_ssize_t j, double* o,
+                              double scale) noexcept nogil:
+    """``o = -2 scale sum_b G[b, k, j]`` (compensated, block order)."""
+    cdef double acc = 0.0, e = 0.0
+    cdef Py_ssize_t blk
+    for blk in range(G.shape[0]):
+        two_sum_add(&acc, &e, G[blk, k, j])
+    o[0] = -2.0 * scale * (acc + e)
 
 
 cdef void combine_intercept(const double[:, ::1] GB, double scale, double[::1] gb) noexcept nogil:

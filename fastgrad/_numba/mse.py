@@ -693,13 +693,27 @@ def mse_combine(G, SQ, scale, out):
     c = 0.0
     for blk in range(nb):
         sq, c = two_sum_add(sq, c, SQ[blk])
+    # block by block, every (k, j) at once: the steps of two_sum_add written out
+    # over contiguous rows (no fast-math here, so they stay as written), which
+    # vectorise across j; each (k, j) sees the same operations in the same order
+    # as a loop over the blocks for one (k, j) at a time
+    S = np.zeros((K, D))
+    C = np.zeros((K, D))
+    for blk in range(nb):
+        for k in range(K):
+            s_k = S[k]
+            c_k = C[k]
+            g = G[blk, k]
+            for j in range(D):
+                s = s_k[j]
+                x = g[j]
+                t = s + x
+                z = t - s
+                c_k[j] += (s - (t - z)) + (x - z)
+                s_k[j] = t
     for k in range(K):
         for j in range(D):
-            acc = 0.0
-            e = 0.0
-            for blk in range(nb):
-                acc, e = two_sum_add(acc, e, G[blk, k, j])
-            out[j, k] = -2.0 * scale * (acc + e)
+            out[j, k] = -2.0 * scale * (S[k, j] + C[k, j])
     return scale * (sq + c)
 
 
