@@ -708,9 +708,17 @@ cdef inline double chunk_any(const floating_a* A, Py_ssize_t sr, Py_ssize_t sc,
                              Py_ssize_t limit, double* G, double* gb) noexcept nogil:
     """One chunk of rows by A's strides: ``chunk_rows_c``, ``chunk_rows`` or ``chunk_strided``
     (rows prefetched up to ``limit``)."""
+    # The plain model (no weights, no intercept) calls the row kernels with literal
+    # NULLs: GCC compiles a copy of each with the per-group tests on s, b and gb
+    # folded away ((10^4, 16) float64, one thread: 1.15-1.31x -> 1.03-1.10x the
+    # time of the kernel before weights and intercept existed, in one process).
     if sc == 1 and sr == D:  # C order: the kernel compiled with the row stride D
+        if s == NULL and b == NULL and gb == NULL:
+            return chunk_rows_c(A, Y, WT, NULL, NULL, D, K, start, stop, limit, G, NULL)
         return chunk_rows_c(A, Y, WT, s, b, D, K, start, stop, limit, G, gb)
     if sc == 1:
+        if s == NULL and b == NULL and gb == NULL:
+            return chunk_rows(A, sr, Y, WT, NULL, NULL, D, K, start, stop, limit, G, NULL)
         return chunk_rows(A, sr, Y, WT, s, b, D, K, start, stop, limit, G, gb)
     return chunk_strided(A, sr, sc, Y, WT, s, b, D, K, start, stop, G, gb)
 
