@@ -120,35 +120,43 @@ def test_no_stray_compile_flags():
     assert _config.FASTMATH.isdisjoint({"nnan", "ninf", "fast"})
 
 
+PRANGE_ONLY = """
+import types
+import numba
+import numpy as np
+from fastgrad import _config
+from fastgrad._numba import hessian, kron, mse, mse_hessp, mse_sparse, nn, numdiff
+
+parallel = [obj for mod in (hessian, kron, mse, mse_hessp, mse_sparse, nn, numdiff)
+            for obj in vars(mod).values()
+            if isinstance(obj, numba.core.registry.CPUDispatcher) and obj.targetoptions.get("parallel")]
+assert len(parallel) >= 20, len(parallel)
+for disp in parallel:
+    assert disp.targetoptions["parallel"] == _config.NUMBA_PARALLEL, disp.py_func.__qualname__
+assert _config.NUMBA_PARALLEL["prange"] and not any(
+    v for k, v in _config.NUMBA_PARALLEL.items() if k not in ("prange", "fusion"))
+
+# the MSE kernel's parallel target compiled afresh (no cache): its scratch arrays
+# are allocated serially, one parallel loop (the row blocks; it was three)
+fn = mse._model_loss_grad
+twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_test", fn.__defaults__, fn.__closure__)
+disp = numba.njit(**dict(_config.NUMBA_PARALLEL_FLAGS, cache=False))(twin)
+rng = np.random.default_rng(0)
+A = rng.standard_normal((600, 3))
+disp(A, rng.standard_normal((600, 1)), rng.standard_normal((1, 3)), None, None, 1.0, np.empty((3, 1)), None, False)
+diagnostics = disp.overloads[disp.signatures[0]].metadata["parfor_diagnostics"]
+assert len(diagnostics.initial_parfors) == 1, len(diagnostics.initial_parfors)
+print("ok")
+"""
+
+
 def test_parallel_targets_run_prange_loops_only():
     # Numba's parallel target would make every np.zeros and array expression of a
     # kernel a parallel region of its own (a thread-team launch each); fastgrad's
-    # parallel targets parallelise their explicit prange loops only
-    import numba
-
-    from fastgrad._numba import hessian, kron, mse, mse_hessp, mse_sparse, nn, numdiff
-
-    parallel = [obj for mod in (hessian, kron, mse, mse_hessp, mse_sparse, nn, numdiff)
-                for name, obj in vars(mod).items()
-                if isinstance(obj, numba.core.registry.CPUDispatcher) and obj.targetoptions.get("parallel")]
-    assert len(parallel) >= 20
-    for disp in parallel:
-        assert disp.targetoptions["parallel"] == _config.NUMBA_PARALLEL, disp.py_func.__qualname__
-    assert _config.NUMBA_PARALLEL["prange"] and not any(
-        v for k, v in _config.NUMBA_PARALLEL.items() if k not in ("prange", "fusion"))
-
-    # the MSE kernel's parallel target compiled afresh (no cache): its scratch arrays
-    # are allocated serially, one parallel loop (the row blocks; it was three)
-    import types
-
-    fn = mse._model_loss_grad
-    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_test", fn.__defaults__, fn.__closure__)
-    disp = numba.njit(**dict(_config.NUMBA_PARALLEL_FLAGS, cache=False))(twin)
-    rng = np.random.default_rng(0)
-    A = rng.standard_normal((600, 3))
-    disp(A, rng.standard_normal((600, 1)), rng.standard_normal((1, 3)), None, None, 1.0, np.empty((3, 1)), None, False)
-    diagnostics = disp.overloads[disp.signatures[0]].metadata["parfor_diagnostics"]
-    assert len(diagnostics.initial_parfors) == 1
+    # parallel targets parallelise their explicit prange loops only.  In a fresh
+    # interpreter: the kernel modules' dispatchers as imported, whatever other tests did.
+    r = subprocess.run([sys.executable, "-c", PRANGE_ONLY], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
 
 
 def test_cython_built_with_openmp():
