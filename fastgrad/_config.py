@@ -27,6 +27,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from numba.core.cpu_options import ParallelOptions
+
 from . import _cache
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "set_num_threads",
     "NUMBA_FLAGS",
     "NUMBA_PARALLEL",
+    "NUMBA_PARALLEL_OPTIONS",
     "NUMBA_PARALLEL_FLAGS",
     "NUMBA_USER_FLAGS",
     "PARALLEL_MIN_WORK",
@@ -112,18 +115,22 @@ NUMBA_FLAGS = {"cache": _cache.CACHE_DIR is not None, "nogil": True, "fastmath":
 # ((10^4, 16) float64, 2 threads: 62 -> 54 us per call with prange only).
 NUMBA_PARALLEL = {"prange": True, "numpy": False, "comprehension": False, "reduction": False,
                   "inplace_binop": False, "setitem": False, "stencil": False, "fusion": True}
+# What the decorators get: Numba reads a dict of options by popping its keys at every
+# compile, so a shared dict is empty after the first one and later compiles fall back to
+# every option on; an options object is read without being changed.
+NUMBA_PARALLEL_OPTIONS = ParallelOptions(dict(NUMBA_PARALLEL))
 # Numba keys its cache on the source file, not on these flags: the cache folder
 # is tagged with them, so changing a flag can never load code compiled without it.
 _cache.install_locator(tag=repr(sorted((k, sorted(v) if isinstance(v, set) else v) for k, v in NUMBA_FLAGS.items()))
                        + repr(sorted(NUMBA_PARALLEL.items())))
 _cache.warn_if_off()
-NUMBA_PARALLEL_FLAGS = dict(NUMBA_FLAGS, parallel=NUMBA_PARALLEL)
+NUMBA_PARALLEL_FLAGS = dict(NUMBA_FLAGS, parallel=NUMBA_PARALLEL_OPTIONS)
 # Kernels taking a user's function as an argument (numgrad/numjac over an @njit f):
 # compiled once per user function and not cached (a dispatcher argument defeats
 # Numba's cache), without fastmath so the compiled path is bitwise equal to the
 # Python path over the same f.
 NUMBA_USER_FLAGS = dict(NUMBA_FLAGS, cache=False, fastmath=False)
-NUMBA_USER_PARALLEL_FLAGS = dict(NUMBA_USER_FLAGS, parallel=NUMBA_PARALLEL)  # the benchmarks' evaluation floors
+NUMBA_USER_PARALLEL_FLAGS = dict(NUMBA_USER_FLAGS, parallel=NUMBA_PARALLEL_OPTIONS)  # the benchmarks' evaluation floors
 # Compiled functions that must agree bit for bit with their Python twin (no fastmath), cached.
 NUMBA_EXACT_FLAGS = dict(NUMBA_FLAGS, fastmath=False)
 

@@ -132,9 +132,11 @@ parallel = [obj for mod in (hessian, kron, mse, mse_hessp, mse_sparse, nn, numdi
             if isinstance(obj, numba.core.registry.CPUDispatcher) and obj.targetoptions.get("parallel")]
 assert len(parallel) >= 20, len(parallel)
 for disp in parallel:
-    assert disp.targetoptions["parallel"] == _config.NUMBA_PARALLEL, disp.py_func.__qualname__
+    assert disp.targetoptions["parallel"] is _config.NUMBA_PARALLEL_OPTIONS, disp.py_func.__qualname__
 assert _config.NUMBA_PARALLEL["prange"] and not any(
     v for k, v in _config.NUMBA_PARALLEL.items() if k not in ("prange", "fusion"))
+for key, value in _config.NUMBA_PARALLEL.items():
+    assert getattr(_config.NUMBA_PARALLEL_OPTIONS, key) == value, key
 
 # the MSE kernel's parallel target compiled afresh (no cache): its scratch arrays
 # are allocated serially, one parallel loop (the row blocks; it was three)
@@ -143,9 +145,16 @@ twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_test", fn
 disp = numba.njit(**dict(_config.NUMBA_PARALLEL_FLAGS, cache=False))(twin)
 rng = np.random.default_rng(0)
 A = rng.standard_normal((600, 3))
-disp(A, rng.standard_normal((600, 1)), rng.standard_normal((1, 3)), None, None, 1.0, np.empty((3, 1)), None, False)
-diagnostics = disp.overloads[disp.signatures[0]].metadata["parfor_diagnostics"]
-assert len(diagnostics.initial_parfors) == 1, len(diagnostics.initial_parfors)
+# twice, two signatures: Numba once emptied a dict of options at the first compile,
+# and the second compile then ran with every option on
+for dtype in (np.float64, np.float32):
+    disp(A.astype(dtype), rng.standard_normal((600, 1)), rng.standard_normal((1, 3)), None, None, 1.0,
+         np.empty((3, 1)), None, False)
+assert len(disp.signatures) == 2
+for sig in disp.signatures:
+    diagnostics = disp.overloads[sig].metadata["parfor_diagnostics"]
+    assert len(diagnostics.initial_parfors) == 1, (sig, len(diagnostics.initial_parfors))
+assert _config.NUMBA_PARALLEL["prange"] and not _config.NUMBA_PARALLEL["numpy"]
 print("ok")
 """
 

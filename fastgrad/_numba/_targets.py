@@ -31,7 +31,7 @@ def jit_targets(fn: Callable, flags: dict | None = None) -> tuple[Any, Any]:
     twin.__qualname__ = fn.__qualname__ + "_parallel"
     twin.__doc__ = f"The parallel target of :func:`{fn.__name__}` (same body, blocks over threads)."
     twin.__module__ = fn.__module__
-    parallel = njit(**dict(flags, parallel=_config.NUMBA_PARALLEL))(twin)
+    parallel = njit(**dict(flags, parallel=_config.NUMBA_PARALLEL_OPTIONS))(twin)
     return serial, parallel
 
 
