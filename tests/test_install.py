@@ -91,7 +91,9 @@ def test_readme_set_up_commands_in_order_in_one_environment(tmp_path):
     site = Path(sh("cd / && python -c 'import fastgrad, os; print(os.path.dirname(fastgrad.__file__))'")
                 .stdout.strip())
     assert site != src / "fastgrad"
-    sh('pip install -q -e ".[test,all]" && python -m pytest -q -p no:cacheprovider tests/test_config.py')
+    # (the one test of test_config.py that compiles kernels in a fresh interpreter runs in the suite itself)
+    sh('pip install -q -e ".[test,all]" && python -m pytest -q -p no:cacheprovider tests/test_config.py '
+       '-k "not parallel_targets"')
     assert not site.exists() or not any(site.rglob("*")), sorted(map(str, site.rglob("*")))[:20]
     r = sh("cd / && python -c 'import fastgrad; print(fastgrad.__file__, fastgrad.available_backends())' "
            "&& fastgrad info")
