@@ -44,8 +44,11 @@ def default_step(dtype: np.dtype, method: str) -> float:
 
 def default_steps(x: np.ndarray, h: Any, method: str, full: bool, name: str = "h") -> np.ndarray:
     """Validated nominal steps: a C-contiguous float64 array of x.size."""
+    xf = x.reshape(-1)
     if h is None:
-        steps = default_step(x.dtype, method) * np.maximum(1.0, np.abs(x.astype(np.float64)))
+        steps = np.abs(xf, dtype=np.float64)
+        np.maximum(steps, 1.0, out=steps)
+        steps *= default_step(x.dtype, method)
     else:
         _validate.check_step(h, name)
         harr = np.asarray(h, dtype=np.float64)
@@ -56,18 +59,20 @@ def default_steps(x: np.ndarray, h: Any, method: str, full: bool, name: str = "h
                 f"{name} has shape {harr.shape} but x has shape {x.shape}; give a scalar or an "
                 f"array of x's shape"
             ) from None
-    steps = np.array(steps, dtype=np.float64, order="C").reshape(-1)
+        steps = np.array(steps, dtype=np.float64, order="C").reshape(-1)
     if method != "complex":
-        xf = x.reshape(-1)
-        sign = -1.0 if method == "backward" else 1.0
         for s in (steps, 0.5 * steps) if full else (steps,):
-            moved = (xf + sign * s).astype(x.dtype)
-            vanish = (moved == xf) & np.isfinite(xf)
-            if vanish.any():
-                j = int(np.argmax(vanish))
-                idx = np.unravel_index(j, x.shape)
-                raise ValueError(
-                    f"{name} = {s[j]:g} vanishes at x[{', '.join(map(str, idx))}] = {xf[j]!r} in "
-                    f"{x.dtype}: (x + h) - x == 0; use a larger step"
-                )
+            moved = xf - s if method == "backward" else xf + s
+            if x.dtype != np.float64:
+                moved = moved.astype(x.dtype)
+            same = moved == xf
+            if same.any():  # (x + h) - x == 0 somewhere: an error unless x is NaN or Inf there
+                vanish = same & np.isfinite(xf)
+                if vanish.any():
+                    j = int(np.argmax(vanish))
+                    idx = np.unravel_index(j, x.shape)
+                    raise ValueError(
+                        f"{name} = {s[j]:g} vanishes at x[{', '.join(map(str, idx))}] = {xf[j]!r} in "
+                        f"{x.dtype}: (x + h) - x == 0; use a larger step"
+                    )
     return steps

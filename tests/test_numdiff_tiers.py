@@ -109,6 +109,57 @@ def test_a_cached_driver_is_always_used(monkeypatch, kernels):
     assert calls == [1]
 
 
+@njit
+def _scaled(x, c):
+    return c * np.sum(np.sin(x) ** 3)
+
+
+def test_a_per_f_kernel_once_run_is_always_used(monkeypatch, kernels):
+    # args make the call run the per-f kernels (no first-class driver); once they have run for these
+    # types in this process, a small call needs no compile and must not go back to Python
+    x = np.linspace(-1.0, 1.0, 11)
+    monkeypatch.setattr(_config, "USER_PYTHON_CALL_S", 0.0)
+    first = fastgrad.numgrad(_scaled, x, args=(2.0,), parallel=False)  # compiled route: runs the kernel
+    assert kernels.driver_ready("grad", _scaled, x, (2.0,), parallel=False)
+    assert not kernels.driver_ready("grad", _scaled, x.astype(np.float32), (2.0,), parallel=False)
+    assert not kernels.driver_ready("grad", _scaled, x, (2.0,), parallel=True)
+    monkeypatch.setattr(_config, "USER_PYTHON_CALL_S", 1e3)
+    monkeypatch.setattr(_config, "USER_PYTHON_TOTAL_S", 1e3)
+    monkeypatch.setattr(nd, "_python_spent", {})
+    calls = []
+    real = kernels.grad_into
+    monkeypatch.setattr(kernels, "grad_into", lambda *a: calls.append(1) or real(*a))
+    again = fastgrad.numgrad(_scaled, x, args=(2.0,), parallel=False)
+    assert calls == [1] and nd._python_spent == {}
+    np.testing.assert_array_equal(again, first)
+
+
+@njit
+def _counted(x, count):
+    count[0] += 1  # f may write into its arguments: here, to count its evaluations
+    return np.sum(x ** 3)
+
+
+@pytest.mark.parametrize("method, per_element", [("central", 2), ("five-point", 4), ("forward", 1)])
+def test_a_timed_f_is_not_evaluated_at_x_again(method, per_element):
+    # the first call evaluates f(x) to check its result and time it (twice when it is cheap); a later
+    # call on arguments of the same types and shapes knows both, and evaluates f(x) only where the
+    # stencil uses it (forward/backward)
+    n = 10 * per_element  # a size of its own for each method: the timing is known per f, types and shapes
+    x = np.linspace(-1.0, 1.0, n)
+    count = np.zeros(1, dtype=np.int64)
+    fastgrad.numgrad(_counted, x, args=(count,), method=method, parallel=False)
+    assert count[0] >= per_element * x.size + 1
+    for _ in range(2):
+        count[0] = 0
+        g = fastgrad.numgrad(_counted, x, args=(count,), method=method, parallel=False)
+        assert count[0] == per_element * x.size + (method == "forward")
+        np.testing.assert_allclose(g, 3 * x ** 2, rtol=1e-5, atol=1e-7)
+    count[0] = 0
+    fastgrad.numgrad(_counted, np.linspace(-1.0, 1.0, n + 1), args=(count,), method=method, parallel=False)
+    assert count[0] >= per_element * (n + 1) + 1  # another shape: timed again
+
+
 def test_f_raising_from_python_propagates(monkeypatch, kernels):
     @njit
     def bad(x):

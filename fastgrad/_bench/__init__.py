@@ -66,6 +66,11 @@ class Case:
     #: The public functions (names in ``fastgrad.__all__``) the fastgrad contenders
     #: call; empty means ``(kernel,)``.
     functions: tuple[str, ...] = ()
+    #: Seconds each contender is called before the timing (at least once): the
+    #: steady state of a call whose first calls run another way, e.g. numgrad of
+    #: a small @njit f, which runs f from Python while its compiled loop is not
+    #: built (the first-contact benchmark times those first calls).
+    warmup_s: float = 0.0
 
     @property
     def group(self) -> str:

@@ -116,6 +116,8 @@ def _numgrad_floor(d):
 
 # The target is the evaluation floor (SPEC: within 1.15x), not scipy: approx_fprime's own overhead is
 # about half an evaluation per element, so no finite-difference code can be 10x faster than it here.
+# A call this small first runs f from Python (no compile) until such calls have cost
+# USER_PYTHON_TOTAL_S; the warm-up passes that, so the rows time the compiled loop.
 register(Case(
     "numgrad", "njit loss (1000, 50)", _setup(1000, 50),
     [
@@ -124,7 +126,7 @@ register(Case(
         Contender("scipy", "baseline", _approx_fprime),
         Contender("floor", "floor", _numgrad_floor),
     ],
-    {"floor": 1.15}, quick=True, check=_check(1e-5),
+    {"floor": 1.15}, quick=True, check=_check(1e-5), warmup_s=2 * _config.USER_PYTHON_TOTAL_S,
 ))
 
 
@@ -393,7 +395,8 @@ def _adaptive_contenders():
 
 
 register(Case("numgrad", f"adaptive njit f n={N_ADAPTIVE}", _adaptive_setup, *_adaptive_contenders(),
-              quick=False, check=_adaptive_case_check))
+              quick=False, check=_adaptive_case_check,
+              warmup_s=2 * _config.USER_PYTHON_TOTAL_S))  # as the (1000, 50) case: the compiled loop
 
 
 def _adaptive_check(backend, rng):

@@ -43,7 +43,10 @@ def time_case(case: Case, rounds: int, target_s: float) -> dict:
     if case.check is not None:  # the contenders must compute the same thing
         case.check(data, {n: f() for n, (role, f) in fns.items() if role != "floor"})
     for _, f in fns.values():  # warm-up (and JIT compilation) outside the timing
+        t0 = time.perf_counter()
         f()
+        while time.perf_counter() - t0 < case.warmup_s:
+            f()
     number = {n: _calibrate(f, target_s) for n, (_, f) in fns.items()}
     samples: dict[str, list[float]] = {n: [] for n in fns}
     for _ in range(rounds):

@@ -730,15 +730,51 @@ def driver_ready(kind, f, x, args, *arrays, parallel=False):
 
     That is, the call qualifies for a first-class driver (:func:`_first_class`)
     and the serial (``parallel``: the parallel) driver for f's type is in this
-    process or in the on-disk cache (loaded here if so).  Otherwise the
-    compiled route would compile a driver (a second or more) or a per-f
-    kernel first.
+    process or in the on-disk cache (loaded here if so); or it does not
+    qualify and its per-f kernel has already run in this process for the
+    same types of f, x and args.  Otherwise the compiled route would compile
+    a driver (a second or more) or a per-f kernel first.
     """
     fc = _first_class(kind, f, x, args, *arrays)
     if fc is None:
-        return False
+        known = _per_f_built.get(id(f))
+        return known is not None and known[0]() is f and _per_f_key(kind, parallel, x, args) in known[1]
     fty, _, _, xty, rty = fc
     return _driver(kind, parallel, fty, xty, rty, compile=False) is not None
+
+
+# id(f) -> (weak reference to f, keys of the per-f kernels run for it); by id because hashing a
+# Numba dispatcher builds its Numba type (~8 us)
+_per_f_built: dict = {}
+
+
+_LAYOUT_FLAGS = 0x0001 | 0x0002 | 0x0100 | 0x0400
+
+
+def _fingerprint(a):
+    """What Numba's type of an argument depends on, read cheaply (``numba.typeof`` costs ~20 us an array)."""
+    if type(a) is np.ndarray:  # the flags C/F-contiguous, aligned, writeable (numpy's NPY_ARRAY_* bits)
+        return a.dtype, a.ndim, a.flags.num & _LAYOUT_FLAGS
+    if type(a) is tuple:
+        return tuple(map(_fingerprint, a))
+    return type(a)
+
+
+def _per_f_key(kind, parallel, x, args):
+    """The key under which a call's per-f kernel (``kind``, serial or ``parallel``) is known to be compiled."""
+    return kind, parallel, _fingerprint(x), _fingerprint(args)
+
+
+def _mark_per_f(kind, parallel, f, x, args):
+    """Record that the per-f kernel ran for this call's types: later such calls need no compile."""
+    key = id(f)
+    known = _per_f_built.get(key)
+    try:
+        if known is None or known[0]() is not f:
+            known = _per_f_built[key] = (weakref.ref(f, lambda _, key=key: _per_f_built.pop(key, None)), set())
+        known[1].add(_per_f_key(kind, parallel, x, args))
+    except TypeError:  # f not weakly referable, or an unhashable argument: never known, as before
+        pass
 
 
 def _owned(a, dtype):
@@ -816,11 +852,21 @@ def _kernels(kind, f, x, args, arrays, chunk, parallel):
     ``serial(f, *rest)`` and ``parallel(f, *rest)`` take the per-f kernels'
     arguments.  Each driver is compiled (or loaded from the cache) on its first
     use, so a serial call never builds the parallel one; a driver that cannot
-    be built falls back to the per-f kernel (same arithmetic, same bits).
+    be built falls back to the per-f kernel (same arithmetic, same bits).  A
+    call that does not qualify runs the per-f kernels and records that they
+    are compiled for its types (:func:`driver_ready`).
     """
     fc = _first_class(kind, f, x, args, *arrays)
     if fc is None:
-        return chunk, parallel
+        def serial_pf(f, *rest):
+            chunk(f, *rest)
+            _mark_per_f(kind, False, f, x, args)
+
+        def parallel_pf(f, *rest):
+            parallel(f, *rest)
+            _mark_per_f(kind, True, f, x, args)
+
+        return serial_pf, parallel_pf
     fty, jit_addr, c_addr, xty, rty = fc
 
     def serial_fc(f, *rest):
