@@ -85,7 +85,8 @@ cdef void _band_diff(const nd_floating_a* a, Py_ssize_t lda, Py_ssize_t N, const
     cdef Py_ssize_t i0 = 0, i, i1, j
     cdef int m
     cdef const nd_floating_a* a0
-    cdef double r0, d, u0, u1, u, acc
+    cdef double r0, r1, r2, r3, h_j, d, u0, u1, u, acc, s
+    cdef double o0 = offs[0], o1 = offs[1]
     cdef double part[COL_CHUNK]
     cdef double c[4]
     c[0] = 1.0
@@ -96,14 +97,43 @@ cdef void _band_diff(const nd_floating_a* a, Py_ssize_t lda, Py_ssize_t N, const
         i1 = min(i0 + <Py_ssize_t>ROW_CHUNK, N)
         for j in range(n):
             part[j] = 0.0
-        for i in range(i0, i1):
+        i = i0
+        if M == 2:
+            # rows in blocks of 4, each part[j] loaded and stored once a block: the same
+            # additions in the same (row) order as one row at a time
+            while i + 4 <= i1:
+                a0 = a + i * lda
+                r0 = R[i * K]
+                r1 = R[(i + 1) * K]
+                r2 = R[(i + 2) * K]
+                r3 = R[(i + 3) * K]
+                for j in range(n):
+                    h_j = hh[j]
+                    d = h_j * a0[j]
+                    u0 = r0 - o0 * d
+                    u1 = r0 - o1 * d
+                    s = part[j] + (u1 * u1 - u0 * u0)
+                    d = h_j * a0[lda + j]
+                    u0 = r1 - o0 * d
+                    u1 = r1 - o1 * d
+                    s = s + (u1 * u1 - u0 * u0)
+                    d = h_j * a0[2 * lda + j]
+                    u0 = r2 - o0 * d
+                    u1 = r2 - o1 * d
+                    s = s + (u1 * u1 - u0 * u0)
+                    d = h_j * a0[3 * lda + j]
+                    u0 = r3 - o0 * d
+                    u1 = r3 - o1 * d
+                    part[j] = s + (u1 * u1 - u0 * u0)
+                i = i + 4
+        for i in range(i, i1):
             a0 = a + i * lda
             r0 = R[i * K]
             if M == 2:
                 for j in range(n):
                     d = hh[j] * a0[j]
-                    u0 = r0 - offs[0] * d
-                    u1 = r0 - offs[1] * d
+                    u0 = r0 - o0 * d
+                    u1 = r0 - o1 * d
                     part[j] = part[j] + (u1 * u1 - u0 * u0)
             else:
                 for j in range(n):
