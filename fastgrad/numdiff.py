@@ -173,21 +173,21 @@ def _call_key(a: Any) -> Any:
 
 
 def _timed(f: Callable, x: np.ndarray, args: tuple, njit_f: bool,
-           vectorized: bool = False, value: bool = True) -> tuple[Any, float | None]:
+           vectorized: bool = False, need_value: bool = True) -> tuple[Any, float | None]:
     """``(f(copy of x, *args), seconds per evaluation)``; a vectorized f is called on the stack ``x[None]``.
 
     For an ``@njit`` f the compiled cost of one evaluation (it decides the
     threads of the compiled loop), for a Python f the wall time of this call
     (it decides whether a ``workers=`` pool pays).  An ``@njit`` f timed before
     on arguments of the same types and shapes (so its result type, checked
-    then, is the same) is not evaluated again when ``value`` is False (the
+    then, is the same) is not evaluated again without ``need_value`` (the
     result is None), and timed by one evaluation, not two, when it is.
     """
     if njit_f and not vectorized:
         key = (_call_key(x), _call_key(args))
         entry = _njit_seconds.get(id(f))
         known = entry[1].get(key) if entry is not None and entry[0]() is f else None
-        if known is not None and not value:
+        if known is not None and not need_value:
             return None, known
         k = _config.user_function_kernels()
         if known is not None:  # one evaluation: its time can only lower the known one
@@ -608,7 +608,7 @@ def _numgrad(
     else:
         if f0 is None or (njit_f and seconds is None):
             needed = f0 is None and method in ("forward", "backward")  # the other stencils do not use f(x)
-            value, seconds = _timed(f, x, args, njit_f, vectorized, value=needed or not njit_f)
+            value, seconds = _timed(f, x, args, njit_f, vectorized, need_value=needed or not njit_f)
             if value is not None:
                 value = _real_value(value, "f(x)")
                 f0 = value if f0 is None else f0

@@ -111,7 +111,8 @@ def _numgrad_floor(d):
     from .hessian import evaluation_floor
 
     A, y, w = d["A"], d["y"], d["w"]
-    return lambda: evaluation_floor(mse_loss_njit, w, 2 * w.size + 1, args=(A, y))  # central: 2 per element, f(w)
+    # central: 2 per element (f(w) itself is evaluated by the first call only, to check and time f)
+    return lambda: evaluation_floor(mse_loss_njit, w, 2 * w.size, args=(A, y))
 
 
 # The target is the evaluation floor (SPEC: within 1.15x), not scipy: approx_fprime's own overhead is
