@@ -858,13 +858,18 @@ def _kernels(kind, f, x, args, arrays, chunk, parallel):
     """
     fc = _first_class(kind, f, x, args, *arrays)
     if fc is None:
+        # recorded when the call added a compiled signature (compiled, or loaded from a cache)
         def serial_pf(f, *rest):
+            compiled = len(chunk.overloads)
             chunk(f, *rest)
-            _mark_per_f(kind, False, f, x, args)
+            if len(chunk.overloads) != compiled:
+                _mark_per_f(kind, False, f, x, args)
 
         def parallel_pf(f, *rest):
+            compiled = len(parallel.overloads)
             parallel(f, *rest)
-            _mark_per_f(kind, True, f, x, args)
+            if len(parallel.overloads) != compiled:
+                _mark_per_f(kind, True, f, x, args)
 
         return serial_pf, parallel_pf
     fty, jit_addr, c_addr, xty, rty = fc
@@ -908,16 +913,29 @@ def _run_user(serial, parallel, n, n_threads):
         serial(0, n)
         return
     nc = chunk_count(n, n_threads)
-    status = np.ones(nc, dtype=np.uint8)
+    buffers = getattr(_status, "buffers", None)
+    if buffers is None:
+        buffers = _status.buffers = {}
+    # this thread's status bytes for nc chunks, taken out while in use: a fresh array costs ~10 us
+    # after a kernel has run (numpy's allocation path is no longer in the caches)
+    status = buffers.pop(nc, None)
+    if status is None:
+        status = np.empty(nc, dtype=np.uint8)
+    status.fill(1)
     failure = None
     try:
         launch(None, parallel, n_threads, nc, status)
     except Exception as exc:  # noqa: BLE001 - re-raised below unless the serial run raises f's own
         failure = exc
-    for c in np.flatnonzero(status):
-        serial(int(c) * n // nc, (int(c) + 1) * n // nc)
+    if failure is not None or status.any():
+        for c in np.flatnonzero(status):
+            serial(int(c) * n // nc, (int(c) + 1) * n // nc)
+    buffers[nc] = status
     if failure is not None:
         raise failure
+
+
+_status = threading.local()  # ``buffers``: this thread's status bytes, by chunk count
 
 
 # Serial runs call the chunk kernel over [0, n), the serial target's one chunk bit for bit: that target
