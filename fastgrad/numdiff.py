@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import importlib
 import warnings
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -156,22 +155,6 @@ def _complex_copy(x: np.ndarray) -> np.ndarray:
     return x.astype(np.complex64 if x.dtype == np.float32 else np.complex128)
 
 
-# id(f) -> (weak reference to f, {_call_key(x, args): seconds of one evaluation}) of each @njit f timed:
-# by id because hashing a Numba dispatcher builds its Numba type (~8 us)
-_njit_seconds: dict = {}
-
-
-def _call_key(a: Any) -> Any:
-    """What an evaluation's cost and f's compiled signature depend on, read cheaply: types, shapes, scalars."""
-    if type(a) is np.ndarray:
-        return a.dtype, a.shape, a.flags.num
-    if type(a) is tuple:
-        return tuple(map(_call_key, a))
-    if type(a) in (int, float, bool, complex):
-        return type(a), a
-    return type(a)
-
-
 def _timed(f: Callable, x: np.ndarray, args: tuple, njit_f: bool,
            vectorized: bool = False, need_value: bool = True) -> tuple[Any, float | None]:
     """``(f(copy of x, *args), seconds per evaluation)``; a vectorized f is called on the stack ``x[None]``.
@@ -179,30 +162,12 @@ def _timed(f: Callable, x: np.ndarray, args: tuple, njit_f: bool,
     For an ``@njit`` f the compiled cost of one evaluation (it decides the
     threads of the compiled loop), for a Python f the wall time of this call
     (it decides whether a ``workers=`` pool pays).  An ``@njit`` f timed before
-    on arguments of the same types and shapes (so its result type, checked
-    then, is the same) is not evaluated again without ``need_value`` (the
-    result is None), and timed by one evaluation, not two, when it is.
+    on arguments of the same types and shapes (its result type, checked then,
+    is the same) is not evaluated again without ``need_value`` (the value is
+    None): ``timed_call`` keeps what it measured.
     """
     if njit_f and not vectorized:
-        key = (_call_key(x), _call_key(args))
-        entry = _njit_seconds.get(id(f))
-        known = entry[1].get(key) if entry is not None and entry[0]() is f else None
-        if known is not None and not need_value:
-            return None, known
-        k = _config.user_function_kernels()
-        if known is not None:  # one evaluation: its time can only lower the known one
-            result, seconds = k.timed_call(f, x, args, cheap=0.0)
-            seconds = entry[1][key] = min(known, seconds)
-            return result, seconds
-        result, seconds = k.timed_call(f, x, args)
-        if entry is None or entry[0]() is not f:
-            ident = id(f)
-            try:
-                entry = _njit_seconds[ident] = (weakref.ref(f, lambda _: _njit_seconds.pop(ident, None)), {})
-            except TypeError:  # f not weakly referable: timed at every call
-                return result, seconds
-        entry[1][key] = seconds
-        return result, seconds
+        return _config.user_function_kernels().timed_call(f, x, args, need_value)
     value, seconds = _evaluate.timed_python(f, x, args, vectorized)
     if vectorized:
         arr = np.asarray(value)

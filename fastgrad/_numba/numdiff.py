@@ -737,26 +737,47 @@ def driver_ready(kind, f, x, args, *arrays, parallel=False):
     """
     fc = _first_class(kind, f, x, args, *arrays)
     if fc is None:
-        known = _per_f_built.get(id(f))
-        return known is not None and known[0]() is f and _per_f_key(kind, parallel, x, args) in known[1]
+        record = _about(f)
+        return record is not None and _per_f_key(kind, parallel, x, args) in record["kernels"]
     fty, _, _, xty, rty = fc
     return _driver(kind, parallel, fty, xty, rty, compile=False) is not None
 
 
-# id(f) -> (weak reference to f, keys of the per-f kernels run for it); by id because hashing a
-# Numba dispatcher builds its Numba type (~8 us)
-_per_f_built: dict = {}
+# id(f) -> (weak reference to f, what this process knows of f: {"kernels": keys of the per-f
+# kernels compiled for it, "seconds": one evaluation's cost by argument types and shapes}); by id
+# because hashing a Numba dispatcher builds its Numba type (~8 us)
+_known_f: dict = {}
 
 
-_LAYOUT_FLAGS = 0x0001 | 0x0002 | 0x0100 | 0x0400
+def _about(f, create=False):
+    """What this process knows of f (the dict above), None if nothing (or f is not weakly referable)."""
+    ident = id(f)
+    entry = _known_f.get(ident)
+    if entry is not None and entry[0]() is f:
+        return entry[1]
+    if not create:
+        return None
+    try:
+        ref = weakref.ref(f, lambda _, ident=ident: _known_f.pop(ident, None))
+    except TypeError:
+        return None
+    record = {"kernels": set(), "seconds": {}}
+    _known_f[ident] = (ref, record)
+    return record
 
 
-def _fingerprint(a):
-    """What Numba's type of an argument depends on, read cheaply (``numba.typeof`` costs ~20 us an array)."""
-    if type(a) is np.ndarray:  # the flags C/F-contiguous, aligned, writeable (numpy's NPY_ARRAY_* bits)
-        return a.dtype, a.ndim, a.flags.num & _LAYOUT_FLAGS
+_LAYOUT_FLAGS = 0x0001 | 0x0002 | 0x0100 | 0x0400  # numpy's C/F-contiguous, aligned, writeable bits
+
+
+def _fingerprint(a, shapes=False):
+    """What Numba's type of an argument depends on, read cheaply (``numba.typeof`` costs ~20 us an
+    array); with ``shapes`` also the shapes and scalar values an evaluation's cost depends on."""
+    if type(a) is np.ndarray:
+        return a.dtype, (a.shape if shapes else a.ndim), a.flags.num & _LAYOUT_FLAGS
     if type(a) is tuple:
-        return tuple(map(_fingerprint, a))
+        return tuple(_fingerprint(b, shapes) for b in a)
+    if shapes and type(a) in (int, float, bool, complex):
+        return type(a), a
     return type(a)
 
 
@@ -767,14 +788,9 @@ def _per_f_key(kind, parallel, x, args):
 
 def _mark_per_f(kind, parallel, f, x, args):
     """Record that the per-f kernel ran for this call's types: later such calls need no compile."""
-    key = id(f)
-    known = _per_f_built.get(key)
-    try:
-        if known is None or known[0]() is not f:
-            known = _per_f_built[key] = (weakref.ref(f, lambda _, key=key: _per_f_built.pop(key, None)), set())
-        known[1].add(_per_f_key(kind, parallel, x, args))
-    except TypeError:  # f not weakly referable, or an unhashable argument: never known, as before
-        pass
+    record = _about(f, create=True)
+    if record is not None:
+        record["kernels"].add(_per_f_key(kind, parallel, x, args))
 
 
 def _owned(a, dtype):
@@ -1017,27 +1033,41 @@ def _overhead(array):
     return _call_overhead[array]
 
 
-def timed_call(f, x, args, cheap=_config.USER_PARALLEL_MIN_NS * 1e-9):
+def timed_call(f, x, args, need_value=True, cheap=_config.USER_PARALLEL_MIN_NS * 1e-9):
     """``(f(copy of x, *args), seconds)``: one evaluation of an ``@njit`` f and its compiled cost.
 
     The seconds exclude the cost of calling a compiled function from Python.  A
     call that compiled f is timed again; so is a call cheaper than ``cheap``
     (the smaller of two times: one evaluation that a context switch made slow
-    must not send a small problem to the thread pool).
+    must not send a small problem to the thread pool).  An f timed before on
+    arguments of the same types and shapes (so its result type is the same)
+    is not evaluated without ``need_value`` (the value is then None), and is
+    evaluated once, not twice, with it; the seconds are the smallest seen.
     """
+    record = _about(f)
+    key = (_fingerprint(x, True), _fingerprint(args, True))
+    known = record["seconds"].get(key) if record is not None else None
+    if known is not None and not need_value:
+        return None, known
     overloads = len(getattr(f, "overloads", ()))
     xc = x.copy()
     t0 = time.perf_counter()
     value = f(xc, *args)
     seconds = time.perf_counter() - t0
     compiled = len(getattr(f, "overloads", ())) != overloads
-    if compiled or seconds < cheap:
+    if compiled or (known is None and seconds < cheap):
         xc = x.copy()
         t0 = time.perf_counter()
         f(xc, *args)
         again = time.perf_counter() - t0
         seconds = again if compiled else min(seconds, again)
-    return value, max(0.0, seconds - _overhead(isinstance(value, np.ndarray)))
+    seconds = max(0.0, seconds - _overhead(isinstance(value, np.ndarray)))
+    if known is not None:
+        seconds = min(known, seconds)
+    record = record if record is not None else _about(f, create=True)
+    if record is not None:
+        record["seconds"][key] = seconds
+    return value, seconds
 
 
 # ---------------------------------------------------------------------------
