@@ -551,14 +551,31 @@ def numba_threads(n: int | None = None) -> int:
     ``numba.set_num_threads`` is thread-local, so it is applied right before
     every parallel Numba launch.  Returns the count.
     """
-    import numba
-
     global _threads_started
     n = get_num_threads() if n is None else n
     _threads_started = _threads_started or n > 1
-    if numba.get_num_threads() != n:
+    if _numba_thread_count() != n:
+        import numba
+
         numba.set_num_threads(n)
     return n
+
+
+def _numba_thread_count() -> int:
+    """``numba.get_num_threads()``, read without its start-up locks once the pool runs.
+
+    The public function takes two locks on every call to see whether the pool
+    has started (2.2 us here, paid before every parallel launch); once it has,
+    the count is one call into Numba's threading library (0.4 us).
+    """
+    from numba.np.ufunc import parallel
+
+    read = getattr(parallel, "_get_num_threads", None)
+    if read is not None and getattr(parallel, "_is_initialized", False):
+        return int(read())
+    import numba
+
+    return numba.get_num_threads()
 
 
 def _configure_numba_threading_layer() -> None:
@@ -590,11 +607,16 @@ def parallel_guard() -> contextlib.AbstractContextManager:
 
     With the OpenMP or TBB layer this is a no-op context manager.
     """
-    import numba
+    global _guard
+    if _guard is None:
+        import numba
 
-    if numba.config.THREADING_LAYER in ("omp", "tbb", "threadsafe", "safe"):
-        return contextlib.nullcontext()
-    return _workqueue_lock
+        safe = numba.config.THREADING_LAYER in ("omp", "tbb", "threadsafe", "safe")
+        _guard = contextlib.nullcontext() if safe else _workqueue_lock
+    return _guard
+
+
+_guard: contextlib.AbstractContextManager | None = None  # parallel_guard's answer, found once
 
 
 _workqueue_lock = threading.Lock()

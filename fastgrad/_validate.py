@@ -20,6 +20,7 @@ Rules (shared by every public function):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -97,6 +98,8 @@ def as_array(x: Any, name: str) -> np.ndarray:
 
 
 def _is_sparse(x: Any) -> bool:
+    if type(x) is np.ndarray:
+        return False
     mod = type(x).__module__
     if not mod.startswith("scipy.sparse"):
         return False
@@ -300,12 +303,16 @@ def mse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool = Fal
     return MSEInputs(A, Y, WT, w.shape, dtype, scale, s64, b64, b_shape, alpha)
 
 
+_BOOLS = (bool, np.bool_)
+_REALS = (int, float, np.integer, np.floating)
+
+
 def check_alpha(alpha: Any, name: str = "alpha") -> float:
     """The ridge coefficient as a float; ``TypeError``/``ValueError`` unless it is a finite real >= 0."""
-    if isinstance(alpha, bool | np.bool_) or not isinstance(alpha, int | float | np.integer | np.floating):
+    if type(alpha) is not float and (isinstance(alpha, _BOOLS) or not isinstance(alpha, _REALS)):
         raise TypeError(f"{name} must be a real number >= 0, got {type(alpha).__name__}")
     value = float(alpha)
-    if not (np.isfinite(value) and value >= 0.0):
+    if not (math.isfinite(value) and value >= 0.0):
         raise ValueError(f"{name} must be finite and >= 0, got {alpha!r}")
     return value
 
