@@ -47,6 +47,7 @@ __all__ = [
     "NUMBA_PARALLEL_FLAGS",
     "NUMBA_USER_FLAGS",
     "PARALLEL_MIN_WORK",
+    "SPARSE_ENTRY_WORK",
     "USER_PARALLEL_MIN_NS",
     "USER_PYTHON_CALL_S",
     "USER_PYTHON_TOTAL_S",
@@ -61,6 +62,7 @@ __all__ = [
     "sparse_row_blocks",
     "SPARSE_PARTIALS_BYTES",
     "threads_for",
+    "sparse_threads",
     "kernels",
     "user_function_kernels",
     "BACKEND_PACKAGES",
@@ -144,6 +146,11 @@ MIN_ROWS_PER_BLOCK = 256
 # Below this many multiply-adds a call takes the serial path: starting the
 # thread pool costs more than the work.
 PARALLEL_MIN_WORK = 1 << 17
+# One stored entry of a sparse A counts as this many multiply-adds of a dense
+# one: its gather, scatter and share of the row loop cost ~4 ns serially here,
+# a dense element ~0.3-0.5 ns (CSR (10^4, 100) at 5%, 5*10^4 entries: 0.17-0.21 ms
+# on one thread, 0.09-0.11 ms on two; counted as dense work it ran serially).
+SPARSE_ENTRY_WORK = 8
 
 # numgrad/numjac over a user's @njit f run its evaluations in parallel only when
 # (evaluations) x (seconds per evaluation, timed on f(x)) reaches this many
@@ -218,6 +225,11 @@ def sparse_row_blocks(N, D, K):
     rows = max((N + MAX_ROW_BLOCKS - 1) // MAX_ROW_BLOCKS, MIN_ROWS_PER_BLOCK)  # row_blocks(N)
     cap = max(1, SPARSE_PARTIALS_BYTES // max(8 * D * K, 1))
     return max(rows, (N + cap - 1) // cap)
+
+
+def sparse_threads(nnz: int, N: int, K: int) -> int:
+    """Threads for a pass over a sparse A with ``nnz`` stored entries, N rows and K outputs."""
+    return threads_for(max(nnz * SPARSE_ENTRY_WORK, N) * K)
 
 
 def threads_for(work: int, min_work: int = PARALLEL_MIN_WORK) -> int:

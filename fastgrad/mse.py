@@ -44,7 +44,7 @@ def _dispatch(v: _validate.MSEInputs, backend: str | None) -> tuple[float, np.nd
         k = _config.kernels("mse_sparse", backend)
         run = k.csr_loss_grad if sp.fmt == "csr" else k.csc_loss_grad
         loss = run(sp.indptr, sp.indices, sp.data, v.Y, W, v.s, v.b, v.scale, out, gb,
-                   _config.threads_for(max(sp.data.shape[0], N) * K))
+                   _config.sparse_threads(sp.data.shape[0], N, K))
     else:
         W = v.WT.T
         loss = _config.kernels("mse", backend).loss_grad(

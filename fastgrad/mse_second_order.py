@@ -108,7 +108,7 @@ def mse_hessp(
         k = _config.kernels("mse_sparse", backend)
         run = k.csr_hessp if sp.fmt == "csr" else k.csc_hessp
         run(sp.indptr, sp.indices, sp.data, N, h.V, h.s, h.scale, h.alpha, out,
-            _config.threads_for(max(sp.data.shape[0], N) * K))
+            _config.sparse_threads(sp.data.shape[0], N, K))
     else:
         _config.kernels("mse_hessp", backend).hessp(
             h.A, h.VT, h.s, h.scale, h.alpha, out, _config.threads_for(N * D * K))

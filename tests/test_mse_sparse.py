@@ -217,3 +217,13 @@ def test_public_functions_take_sparse_a(cls, backend, K):
     np.testing.assert_allclose(obj.grad(coef), ref.grad(coef), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(obj.hessp(coef, p), ref.hessp(coef, p), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(obj.hess(coef), ref.hess(coef), rtol=1e-10, atol=1e-12)
+
+
+def test_a_sparse_pass_counts_its_entries_as_more_work_than_dense_elements(monkeypatch):
+    # 5*10^4 stored entries (CSR (10^4, 100) at 5%): serially twice the time on two threads,
+    # so the pass goes parallel although the entries alone are below PARALLEL_MIN_WORK
+    monkeypatch.setattr(_config, "get_num_threads", lambda: 2)
+    assert 5 * 10**4 < _config.PARALLEL_MIN_WORK
+    assert _config.sparse_threads(5 * 10**4, 10**4, 1) == 2
+    assert _config.sparse_threads(1000, 100, 1) == 1  # a small one stays serial
+    assert _config.sparse_threads(10, 10**6, 1) == 2  # the rows are work too (the residuals)

@@ -92,7 +92,7 @@ def _sparse_fastgrad(backend):
         def run():
             out = np.empty((D, 1))
             k.csr_loss_grad(sp.indptr, sp.indices, sp.data, Y, W, None, None, 1.0 / N, out, None,
-                            _config.threads_for(sp.data.shape[0]))
+                            _config.sparse_threads(sp.data.shape[0], N, 1))
             return out.reshape(D)
 
         return run

@@ -27,30 +27,67 @@ import numpy as np
 
 from fastgrad._config import row_blocks, sparse_row_blocks
 
+cdef double csr_rows_k1(const index_t* indptr, const index_t* indices, const data_t* data,
+                        const floating_y* Y, const double* w, const double* s, double b0,
+                        Py_ssize_t start, Py_ssize_t stop, double* g, double* gb) noexcept nogil:
+    """One output (K = 1), rows two at a time: ``g[j] += s_i a_ij r_i``, ``gb += s_i r_i``; returns
+    ``sum s_i r_i^2``.  The two rows' dot products are independent chains in flight together, and
+    each loop runs over a row's entries once (at ~10 entries a row the loops' mispredicted exits
+    cost more than the entries)."""
+    cdef Py_ssize_t i = start, p, p0, p1, p2
+    cdef double sq = 0.0, acc_b = 0.0, d0, d1, r0, r1, q0, q1
+    while i + 2 <= stop:
+        p0 = indptr[i]
+        p1 = indptr[i + 1]
+        p2 = indptr[i + 2]
+        d0 = 0.0
+        for p in range(p0, p1):
+            d0 = d0 + data[p] * w[indices[p]]
+        d1 = 0.0
+        for p in range(p1, p2):
+            d1 = d1 + data[p] * w[indices[p]]
+        r0 = Y[i] - b0 - d0
+        r1 = Y[i + 1] - b0 - d1
+        q0 = r0 if s == NULL else s[i] * r0
+        q1 = r1 if s == NULL else s[i + 1] * r1
+        sq = sq + (q0 * r0 + q1 * r1)
+        acc_b = acc_b + (q0 + q1)
+        for p in range(p0, p1):
+            g[indices[p]] = g[indices[p]] + data[p] * q0
+        for p in range(p1, p2):
+            g[indices[p]] = g[indices[p]] + data[p] * q1
+        i = i + 2
+    if i < stop:
+        p0 = indptr[i]
+        p1 = indptr[i + 1]
+        d0 = 0.0
+        for p in range(p0, p1):
+            d0 = d0 + data[p] * w[indices[p]]
+        r0 = Y[i] - b0 - d0
+        q0 = r0 if s == NULL else s[i] * r0
+        sq = sq + q0 * r0
+        acc_b = acc_b + q0
+        for p in range(p0, p1):
+            g[indices[p]] = g[indices[p]] + data[p] * q0
+    gb[0] = gb[0] + acc_b
+    return sq
+
+
 cdef double csr_block(const index_t* indptr, const index_t* indices, const data_t* data,
                       const floating_y* Y, const double* W, const double* s, const double* b,
                       Py_ssize_t K, Py_ssize_t start, Py_ssize_t stop,
                       double* G, double* gb, double* r) noexcept nogil:
     """Rows start <= i < stop: ``G[j, k] += s_i a_ij r_ik``, ``gb[k] += s_i r_ik``; returns ``sum s_i r_ik^2``."""
     cdef Py_ssize_t i, k, p, p0, p1
-    cdef double sq = 0.0, a, s_i, sr, dot
+    cdef double sq = 0.0, a, s_i, sr
     cdef const double* w_j
     cdef double* g_j
+    if K == 1:
+        return csr_rows_k1(indptr, indices, data, Y, W, s, 0.0 if b == NULL else b[0], start, stop, G, gb)
     for i in range(start, stop):
         p0 = indptr[i]
         p1 = indptr[i + 1]
         s_i = 1.0 if s == NULL else s[i]
-        if K == 1:
-            dot = 0.0
-            for p in range(p0, p1):
-                dot = dot + data[p] * W[indices[p]]
-            sr = Y[i] - (0.0 if b == NULL else b[0]) - dot
-            sq = sq + s_i * sr * sr
-            sr = s_i * sr
-            gb[0] = gb[0] + sr
-            for p in range(p0, p1):
-                G[indices[p]] = G[indices[p]] + data[p] * sr
-            continue
         for k in range(K):
             r[k] = Y[i * K + k] - (0.0 if b == NULL else b[k])
         for p in range(p0, p1):
@@ -71,6 +108,40 @@ cdef double csr_block(const index_t* indptr, const index_t* indices, const data_
     return sq
 
 
+cdef void csr_hessp_rows_k1(const index_t* indptr, const index_t* indices, const data_t* data,
+                            const double* v, const double* s, Py_ssize_t start, Py_ssize_t stop,
+                            double* g) noexcept nogil:
+    """One output (K = 1), rows two at a time: ``g[j] += a_ij s_i sum_l a_il v_l`` (as ``csr_rows_k1``)."""
+    cdef Py_ssize_t i = start, p, p0, p1, p2
+    cdef double d0, d1, t0, t1
+    while i + 2 <= stop:
+        p0 = indptr[i]
+        p1 = indptr[i + 1]
+        p2 = indptr[i + 2]
+        d0 = 0.0
+        for p in range(p0, p1):
+            d0 = d0 + data[p] * v[indices[p]]
+        d1 = 0.0
+        for p in range(p1, p2):
+            d1 = d1 + data[p] * v[indices[p]]
+        t0 = d0 if s == NULL else d0 * s[i]
+        t1 = d1 if s == NULL else d1 * s[i + 1]
+        for p in range(p0, p1):
+            g[indices[p]] = g[indices[p]] + data[p] * t0
+        for p in range(p1, p2):
+            g[indices[p]] = g[indices[p]] + data[p] * t1
+        i = i + 2
+    if i < stop:
+        p0 = indptr[i]
+        p1 = indptr[i + 1]
+        d0 = 0.0
+        for p in range(p0, p1):
+            d0 = d0 + data[p] * v[indices[p]]
+        t0 = d0 if s == NULL else d0 * s[i]
+        for p in range(p0, p1):
+            g[indices[p]] = g[indices[p]] + data[p] * t0
+
+
 cdef void csr_hessp_block(const index_t* indptr, const index_t* indices, const data_t* data,
                           const double* V, const double* s, Py_ssize_t K, Py_ssize_t start, Py_ssize_t stop,
                           double* G, double* t) noexcept nogil:
@@ -79,6 +150,9 @@ cdef void csr_hessp_block(const index_t* indptr, const index_t* indices, const d
     cdef double a, s_i
     cdef const double* v_l
     cdef double* g_j
+    if K == 1:
+        csr_hessp_rows_k1(indptr, indices, data, V, s, start, stop, G)
+        return
     for i in range(start, stop):
         p0 = indptr[i]
         p1 = indptr[i + 1]

@@ -31,7 +31,11 @@ unsorted indices are read as they are.
 
 Compiled without fast-math (``NUMBA_EXACT_FLAGS``): every sum runs in the
 order written, whatever the compiler does in one context or another (serial or
-parallel target, freshly compiled or loaded from the cache).
+parallel target, freshly compiled or loaded from the cache).  The exception is
+the CSR row loop of one output (``csr_rows_k1``, ``csr_hessp_rows_k1``, the
+common case), compiled with the fast-math flags (re-association, FMA
+contraction): a CSR A runs the parallel target at every thread count, so one
+machine code gives the same bits at every count.
 
 Preconditions (the caller's duty, done by ``fastgrad._validate.sparse_inputs``
 and ``mse_sparse_inputs``): indptr/indices 1-D C-contiguous int32 or int64,
@@ -48,7 +52,7 @@ from numba import njit, prange
 
 from .. import _config
 from .._config import NUMBA_EXACT_FLAGS, NUMBA_FLAGS
-from ._targets import jit_targets, launch
+from ._targets import jit_targets, launch, launch_one_target
 from .mse import row_blocks
 
 #: Rows per block of a CSR A: ``fastgrad._config.sparse_row_blocks`` compiled.
@@ -90,25 +94,88 @@ def _offset(b, k):
     return b[k]
 
 
-@njit(**NUMBA_EXACT_FLAGS)
-def _row_dot(indices, data, w, p0, p1):
-    r"""``sum_p data_p w[indices_p]`` over ``p0 <= p < p1`` in four interleaved partial sums
-    (p - p0 mod 4), ``(q0 + q1) + (q2 + q3)``: an order fixed by the code, four chains in flight."""
-    q0 = 0.0
-    q1 = 0.0
-    q2 = 0.0
-    q3 = 0.0
-    p = p0
-    while p + np.uint64(4) <= p1:
-        q0 += data[p] * w[np.uint64(indices[p])]
-        q1 += data[p + np.uint64(1)] * w[np.uint64(indices[p + np.uint64(1)])]
-        q2 += data[p + np.uint64(2)] * w[np.uint64(indices[p + np.uint64(2)])]
-        q3 += data[p + np.uint64(3)] * w[np.uint64(indices[p + np.uint64(3)])]
-        p += np.uint64(4)
-    while p < p1:
-        q0 += data[p] * w[np.uint64(indices[p])]
-        p += np.uint64(1)
-    return (q0 + q1) + (q2 + q3)
+@njit(**NUMBA_FLAGS)
+def csr_rows_k1(indptr, indices, data, Y, w, s, b0, start, stop, g, gb):
+    r"""One output (K = 1), rows ``start <= i < stop`` two at a time: ``g[j] += s_i a_ij r_i``, ``gb += s_i r_i``.
+
+    ``r_i = y_i - b0 - sum_p data_p w[indices_p]``; returns ``sum_i s_i r_i^2``.
+    The two rows' dot products are independent chains in flight together (a row
+    of ~100 entries has one chain of FMA latencies otherwise), and each loop
+    runs over a row's entries once, with no remainder loops: at ~10 entries a
+    row the mispredicted exits of the loops cost more than the entries.  Positions
+    and indices unsigned: no negative-index wraparound code per entry.  Compiled
+    with fastgrad's fast-math flags (re-association and FMA contraction).
+    """
+    sq = 0.0
+    acc_b = 0.0
+    i = start
+    while i + 2 <= stop:
+        p0 = np.uint64(indptr[i])
+        p1 = np.uint64(indptr[i + 1])
+        p2 = np.uint64(indptr[i + 2])
+        d0 = 0.0
+        for p in range(p0, p1):
+            d0 += data[p] * w[np.uint64(indices[p])]
+        d1 = 0.0
+        for p in range(p1, p2):
+            d1 += data[p] * w[np.uint64(indices[p])]
+        r0 = Y[i, 0] - b0 - d0
+        r1 = Y[i + 1, 0] - b0 - d1
+        q0 = _weight(s, i) * r0
+        q1 = _weight(s, i + 1) * r1
+        sq += q0 * r0 + q1 * r1
+        acc_b += q0 + q1
+        for p in range(p0, p1):
+            g[np.uint64(indices[p])] += data[p] * q0
+        for p in range(p1, p2):
+            g[np.uint64(indices[p])] += data[p] * q1
+        i += 2
+    if i < stop:
+        p0 = np.uint64(indptr[i])
+        p1 = np.uint64(indptr[i + 1])
+        d0 = 0.0
+        for p in range(p0, p1):
+            d0 += data[p] * w[np.uint64(indices[p])]
+        r0 = Y[i, 0] - b0 - d0
+        q0 = _weight(s, i) * r0
+        sq += q0 * r0
+        acc_b += q0
+        for p in range(p0, p1):
+            g[np.uint64(indices[p])] += data[p] * q0
+    gb[0] += acc_b
+    return sq
+
+
+@njit(**NUMBA_FLAGS)
+def csr_hessp_rows_k1(indptr, indices, data, v, s, start, stop, g):
+    r"""One output (K = 1), rows two at a time: ``g[j] += a_ij s_i sum_l a_il v_l`` (as :func:`csr_rows_k1`)."""
+    i = start
+    while i + 2 <= stop:
+        p0 = np.uint64(indptr[i])
+        p1 = np.uint64(indptr[i + 1])
+        p2 = np.uint64(indptr[i + 2])
+        d0 = 0.0
+        for p in range(p0, p1):
+            d0 += data[p] * v[np.uint64(indices[p])]
+        d1 = 0.0
+        for p in range(p1, p2):
+            d1 += data[p] * v[np.uint64(indices[p])]
+        t0 = d0 * _weight(s, i)
+        t1 = d1 * _weight(s, i + 1)
+        for p in range(p0, p1):
+            g[np.uint64(indices[p])] += data[p] * t0
+        for p in range(p1, p2):
+            g[np.uint64(indices[p])] += data[p] * t1
+        i += 2
+    if i < stop:
+        p0 = np.uint64(indptr[i])
+        p1 = np.uint64(indptr[i + 1])
+        d0 = 0.0
+        for p in range(p0, p1):
+            d0 += data[p] * v[np.uint64(indices[p])]
+        t0 = d0 * _weight(s, i)
+        for p in range(p0, p1):
+            g[np.uint64(indices[p])] += data[p] * t0
 
 
 @njit(**NUMBA_EXACT_FLAGS)
@@ -121,22 +188,8 @@ def csr_block(indptr, indices, data, Y, W, s, b, start, stop, G, gb):
     K = Y.shape[1]
     sq = 0.0
     if K == 1:
-        # one output: plain vectors, unsigned positions (no negative-index wraparound code per entry)
-        w = W.reshape(W.shape[0])
-        g = G.reshape(G.shape[0])
-        b0 = _offset(b, 0)
-        acc_b = 0.0
-        for i in range(start, stop):
-            p0 = np.uint64(indptr[i])
-            p1 = np.uint64(indptr[i + 1])
-            r_i = Y[i, 0] - b0 - _row_dot(indices, data, w, p0, p1)
-            sr_i = _weight(s, i) * r_i
-            sq += sr_i * r_i
-            acc_b += sr_i
-            for p in range(p0, p1):
-                g[np.uint64(indices[p])] += data[p] * sr_i
-        gb[0] += acc_b
-        return sq
+        return csr_rows_k1(indptr, indices, data, Y, W.reshape(W.shape[0]), s, _offset(b, 0),
+                            start, stop, G.reshape(G.shape[0]), gb)
     r = np.empty(K)
     for i in range(start, stop):
         p0 = indptr[i]
@@ -280,15 +333,7 @@ def csr_hessp_block(indptr, indices, data, V, s, start, stop, G):
     r"""Rows ``start <= i < stop`` of a CSR A: ``G[j, k] += a_ij s_i sum_l a_il v_lk`` (G (D, K))."""
     K = V.shape[1]
     if K == 1:
-        # one output: plain vectors, unsigned positions (no negative-index wraparound code per entry)
-        v = V.reshape(V.shape[0])
-        g = G.reshape(G.shape[0])
-        for i in range(start, stop):
-            p0 = np.uint64(indptr[i])
-            p1 = np.uint64(indptr[i + 1])
-            t = _row_dot(indices, data, v, p0, p1) * _weight(s, i)
-            for p in range(p0, p1):
-                g[np.uint64(indices[p])] += data[p] * t
+        csr_hessp_rows_k1(indptr, indices, data, V.reshape(V.shape[0]), s, start, stop, G.reshape(G.shape[0]))
         return
     t = np.empty(K)
     for i in range(start, stop):
@@ -354,7 +399,7 @@ hessp_csc, hessp_csc_parallel = jit_targets(_hessp_csc, NUMBA_EXACT_FLAGS)
 
 def csr_loss_grad(indptr, indices, data, Y, W, s, b, scale, out, gb, n_threads):
     """Protocol: loss and gradients with a CSR A into ``out`` (D, K) and ``gb`` (K,) or None; returns the loss."""
-    return launch(mse_csr, mse_csr_parallel, n_threads, indptr, indices, data, Y, W, s, b, scale, out, gb)
+    return launch_one_target(mse_csr, mse_csr_parallel, n_threads, indptr, indices, data, Y, W, s, b, scale, out, gb)
 
 
 def csc_loss_grad(indptr, indices, data, Y, W, s, b, scale, out, gb, n_threads):
@@ -364,7 +409,7 @@ def csc_loss_grad(indptr, indices, data, Y, W, s, b, scale, out, gb, n_threads):
 
 def csr_hessp(indptr, indices, data, N, V, s, scale, alpha, out, n_threads):
     """Protocol: ``H v`` with a CSR A of N rows into ``out`` (D, K)."""
-    launch(hessp_csr, hessp_csr_parallel, n_threads, indptr, indices, data, V, s, scale, alpha, out)
+    launch_one_target(hessp_csr, hessp_csr_parallel, n_threads, indptr, indices, data, V, s, scale, alpha, out)
 
 
 def csc_hessp(indptr, indices, data, N, V, s, scale, alpha, out, n_threads):
