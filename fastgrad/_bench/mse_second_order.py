@@ -83,21 +83,9 @@ def _sparse_setup(N, D, density):
 
 
 def _sparse_fastgrad(backend):
-    def make(d):
-        sp, y, w = d["sp"], d["y"], d["w"]
-        N, D = sp.shape
-        Y, W = y.reshape(N, 1), w.reshape(D, 1)
-        k = _config.kernels("mse_sparse", backend)
-
-        def run():
-            out = np.empty((D, 1))
-            k.csr_loss_grad(sp.indptr, sp.indices, sp.data, Y, W, None, None, 1.0 / N, out, None,
-                            _config.sparse_threads(sp.data.shape[0], N, 1))
-            return out.reshape(D)
-
-        return run
-
-    return make
+    # the public function, as a user calls it: its validation reads the indices once more
+    # (their largest value, to refuse an index out of range before a kernel touches memory)
+    return lambda d: (lambda: fastgrad.mse_grad(d["A"], d["y"], d["w"], backend=backend))
 
 
 def _sparse_scipy(d):
