@@ -64,8 +64,9 @@ _3 = np.uint64(3)
 def _rows_k1(A, v, s, start, stop, g):
     r"""One output (K = 1) of :func:`_block_rows`: ``g_j += a_ij t_i``, ``t_i = s_i sum_l a_il v_l``.
 
-    The same sums in the same order as the K-output loop, with v and g held
-    outside the row loop (1.7x faster at D = 16 than through it).
+    The same sums in the same order as the K-output loop of :func:`_block_rows`,
+    with v and g held outside the row loop instead of taken as views of VT and G
+    for every group (serial kernel at (10^4, 16): 71 -> 60 us).
     """
     D = A.shape[1]
     i = start
