@@ -60,7 +60,10 @@ def default_steps(x: np.ndarray, h: Any, method: str, full: bool, name: str = "h
                 f"array of x's shape"
             ) from None
         steps = np.array(steps, dtype=np.float64, order="C").reshape(-1)
-    if method != "complex":
+    # The default steps c max(1, |x_i|) (c >= eps^(1/2) of x's dtype) are at least eps^(-1/2)
+    # units in the last place of x_i (2^26 in float64, ~2^11 in float32), so only given steps
+    # can vanish: x + h == x is checked for those only.
+    if method != "complex" and h is not None:
         for s in (steps, 0.5 * steps) if full else (steps,):
             moved = xf - s if method == "backward" else xf + s
             if x.dtype != np.float64:
