@@ -320,3 +320,22 @@ def test_numjac_scalar_f_is_gradient_and_errors():
 
     with pytest.raises(ValueError, match=r"f returned shape \(2,\) at x \+ h e_j but \(1,\) at x"):
         fastgrad.numjac(changing, np.ones(2))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("method", ["forward", "backward", "central", "five-point"])
+@given(x=st.floats(allow_nan=False, allow_infinity=False))
+def test_default_steps_never_vanish(dtype, method, x):
+    """x + h != x for the default steps at every finite x (default_steps checks given steps only)."""
+    from fastgrad._steps import default_steps
+
+    with np.errstate(over="ignore"):
+        xa = np.array([x, -x]).astype(dtype)  # float32: out of range becomes inf, skipped
+    if not np.isfinite(xa).all():
+        return
+    for full in (False, True):
+        steps = default_steps(xa, None, method, full)
+        for s in (steps, 0.5 * steps) if full else (steps,):
+            with np.errstate(over="ignore"):
+                moved = (xa - s if method == "backward" else xa + s).astype(dtype)
+            assert (moved != xa).all()
