@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 import fastgrad
-from fastgrad import _config, _validate
+from fastgrad import _validate
 
 from . import Case, Check, Contender, register, register_check
 from .floors import read_once_floor
