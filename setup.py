@@ -28,6 +28,7 @@ from setuptools.command.build_ext import build_ext
 
 FP_FLAGS = ["-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
             "-ffp-contract=fast"]
+LOOP_ALIGN = "-falign-loops=32"
 
 
 def _compiler() -> str:
@@ -92,6 +93,12 @@ def _flags() -> tuple[list[str], list[str]]:
     if sys.platform == "win32":  # MSVC
         return ["/O2", "/openmp"], []
     compile_args = ["-O3", *[f for f in FP_FLAGS if _accepts([f])]]
+    # Loops start on a 32-byte boundary, so that a short inner loop never straddles a 64-byte
+    # line: the Kronecker kernel's machine code, unchanged, ran 1.4-1.6x slower after an edit
+    # elsewhere in its module moved its 19-byte inner loop across one (0.36 -> 0.55 ms for a
+    # 9.6 MB output); aligned, it runs at the old speed wherever it lands.
+    if _accepts([LOOP_ALIGN]):
+        compile_args.append(LOOP_ALIGN)
     if os.environ.get("FASTGRAD_PORTABLE_BUILD") != "1" and _accepts(["-march=native"]):
         compile_args.append("-march=native")
     link_args: list[str] = []
