@@ -359,6 +359,35 @@ def test_jacobian_AXB_csr_identity_factor_is_sparse(backend, rng):
     np.testing.assert_array_equal(J.toarray(), np.kron(B.T, np.eye(5)))
 
 
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kron_csr_rows_of_zero_one_and_many_entries(compiled_backend, n_threads, dtype, rng):
+    # Q = A (order F: Bᵀ ⊗ A) with rows of 0, 1 and several stored entries, values not 1: the
+    # kernels' one-entry rows (no inner loop) and their general rows in one call, at every thread count
+    A = operand(rng, (6, 7), dtype)
+    A[0] = 0.0
+    A[1, 1:] = 0.0
+    A[3, :6] = 0.0
+    A[4, 2:5] = 0.0
+    B = operand(rng, (7, 5), dtype)
+    B[2, 1] = 0.0
+    J = fastgrad.jacobian_AXB(A, B, format="csr", backend=compiled_backend)
+    P, Q = sp.csr_array(B.T), sp.csr_array(A)
+    ref = sp.kron(P, Q, format="csr")
+    assert J.dtype == dtype and J.nnz == ref.nnz == np.count_nonzero(A) * np.count_nonzero(B)
+    np.testing.assert_array_equal(J.indptr, ref.indptr)
+    np.testing.assert_array_equal(J.indices, ref.indices)
+    np.testing.assert_array_equal(J.toarray(), np.kron(B.T, A))
+    # the protocol itself at n_threads (the public call is too small to go parallel)
+    i32 = np.int32
+    indptr, indices, data = np.full(31, -1, i32), np.full(ref.nnz, -1, i32), np.full(ref.nnz, np.nan, dtype)
+    _config.kernels("kron", compiled_backend).kron_csr(
+        P.indptr.astype(i32), P.indices.astype(i32), P.data, Q.indptr.astype(i32), Q.indices.astype(i32),
+        Q.data, 7, indptr, indices, data, n_threads)
+    np.testing.assert_array_equal(indptr, J.indptr)
+    np.testing.assert_array_equal(indices, J.indices)
+    assert data.tobytes() == J.data.tobytes()
+
 def test_jacobian_AXB_bad_input():
     with pytest.raises(ValueError, match=r"B must be 2-D, got an array of shape \(3,\)"):
         fastgrad.jacobian_AXB(np.ones((2, 2)), np.ones(3))

@@ -150,9 +150,18 @@ cdef void _csr_row(const index_t[::1] Pp, const index_t[::1] Pi, const floating[
                    Py_ssize_t nQ, const index_t[::1] indptr, index_t[::1] indices,
                    floating[::1] data, Py_ssize_t r) noexcept nogil:
     cdef Py_ssize_t mQ = Qp.shape[0] - 1
-    cdef Py_ssize_t i = r // mQ, k = r - (r // mQ) * mQ, t = indptr[r], p, q, c0
+    cdef Py_ssize_t i = r // mQ, k = r - (r // mQ) * mQ, t = indptr[r], p, q, c0, p0 = Pp[i]
     cdef floating v
-    for p in range(Pp[i], Pp[i + 1]):
+    cdef index_t l
+    if Qp[k + 1] - Qp[k] == 1:  # Q's row k holds one entry (an identity's, as in xᵀ ⊗ I): no inner loop
+        q = Qp[k]
+        l = Qi[q]
+        v = Qd[q]
+        for p in range(p0, Pp[i + 1]):
+            indices[t + p - p0] = <index_t>(Pi[p] * nQ + l)
+            data[t + p - p0] = Pd[p] * v
+        return
+    for p in range(p0, Pp[i + 1]):
         c0 = Pi[p] * nQ
         v = Pd[p]
         for q in range(Qp[k], Qp[k + 1]):

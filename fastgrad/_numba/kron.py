@@ -45,6 +45,7 @@ C-contiguous arrays of one dtype (float32 or float64, the output's dtype);
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
 from .._config import NUMBA_FLAGS
@@ -151,7 +152,19 @@ def _csr_row(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data, r):
     i = r // mQ
     k = r - i * mQ
     t = indptr[r]
-    for p in range(Pp[i], Pp[i + 1]):
+    p0 = Pp[i]
+    if Qp[k + 1] - Qp[k] == 1:  # Q's row k holds one entry (an identity's, as in xᵀ ⊗ I): no inner loop
+        q = Qp[k]
+        l = Qi[q]
+        w = Qd[q]
+        # unsigned positions: no negative-index wraparound code, so the loop vectorises
+        t0 = np.uint64(t)
+        u0 = np.uint64(p0)
+        for e in range(np.uint64(Pp[i + 1] - p0)):
+            indices[t0 + e] = Pi[u0 + e] * nQ + l
+            data[t0 + e] = Pd[u0 + e] * w
+        return
+    for p in range(p0, Pp[i + 1]):
         c0 = Pi[p] * nQ
         v = Pd[p]
         for q in range(Qp[k], Qp[k + 1]):
