@@ -359,7 +359,6 @@ def test_jacobian_AXB_csr_identity_factor_is_sparse(backend, rng):
     np.testing.assert_array_equal(J.toarray(), np.kron(B.T, np.eye(5)))
 
 
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_kron_csr_rows_of_zero_one_and_many_entries(compiled_backend, n_threads, dtype, rng):
     # Q = A (order F: Bᵀ ⊗ A) with rows of 0, 1 and several stored entries, values not 1: the
@@ -387,6 +386,7 @@ def test_kron_csr_rows_of_zero_one_and_many_entries(compiled_backend, n_threads,
     np.testing.assert_array_equal(indptr, J.indptr)
     np.testing.assert_array_equal(indices, J.indices)
     assert data.tobytes() == J.data.tobytes()
+
 
 def test_jacobian_AXB_bad_input():
     with pytest.raises(ValueError, match=r"B must be 2-D, got an array of shape \(3,\)"):
