@@ -31,7 +31,10 @@ from fastgrad._cython.mse cimport COLUMN_RUN_BYTES, TILE_ALIGN, TILE_BYTES, TILE
 cdef void rows_k1(const floating_a* A, Py_ssize_t lda, const double* v, const double* s,
                   Py_ssize_t D, Py_ssize_t start, Py_ssize_t stop, double* g) noexcept nogil:
     """One output (K = 1) of ``block_rows``: ``g[j] += a_ij t_i``, ``t_i = s_i sum_l a_il v_l``, four
-    rows at a time; the same sums in the same order, without the loop over outputs."""
+    rows at a time; the same sums in the same order, without the loop over outputs.
+
+    Written out rather than shared with ``block_rows`` through inline helpers: (10^4, 16), one
+    thread, the shared form ran 65-73 us against 51-64 us for this one (the same bits)."""
     cdef Py_ssize_t i = start, j, l
     cdef double t0, t1, t2, t3, t
     cdef const floating_a* a0
