@@ -17,7 +17,7 @@ from ._config import (
 from .gradient_checks import GradcheckResult, GradientMismatchError, approx_fprime, check_grad, gradcheck
 from .hessian import hesscheck, numhess, numhess_diag, numhvp
 from .identities import dinv, grad_det, grad_logdet, grad_sq_norm_affine, grad_trace_AXB, jacobian_inv
-from .kron import KronOperator, jacobian_AXB, jacobian_Wx, kron, matmul_jacobian, unvec, vec
+from .kron import jacobian_AXB, jacobian_Wx, kron, matmul_jacobian, unvec, vec
 from .mse import MSEObjective, mse_grad, mse_loss, mse_loss_and_grad, mse_numgrad
 from .mse_second_order import mse_hessian, mse_hessp
 from .nn import dense_backward, dense_forward, mlp2_loss_and_grad
@@ -82,3 +82,13 @@ __all__ = [
     "fit_linear",
     "FitResult",
 ]
+
+
+def __getattr__(name: str):
+    """``KronOperator`` on first use (it subclasses scipy's ``LinearOperator``, whose import
+    ``import fastgrad`` skips; see fastgrad/kron.py)."""
+    if name == "KronOperator":
+        from .kron import KronOperator
+
+        return KronOperator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

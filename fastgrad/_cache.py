@@ -20,7 +20,7 @@ import os
 import tempfile
 import warnings
 
-__all__ = ["CACHE_DIR", "CACHE_OFF_REASON", "install_locator"]
+__all__ = ["CACHE_DIR", "CACHE_OFF_REASON", "install_locator", "warn_if_off"]  # noqa: F822 (module __getattr__)
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -48,7 +48,19 @@ def _root() -> tuple[str | None, str]:
     return root, ""
 
 
-CACHE_DIR, CACHE_OFF_REASON = _root()
+_state: tuple[str | None, str] | None = None
+
+
+def __getattr__(name: str) -> str | None:
+    """``CACHE_DIR`` (the cache root, or None when caching is off) and ``CACHE_OFF_REASON``
+    (why it is off, else ''), found on first use: finding them imports Numba, which
+    ``import fastgrad`` does not do (a user of the Cython or numpy backend never needs it)."""
+    global _state
+    if name in ("CACHE_DIR", "CACHE_OFF_REASON"):
+        if _state is None:
+            _state = _root()
+        return _state[0] if name == "CACHE_DIR" else _state[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def install_locator(tag: str = "") -> None:
@@ -58,7 +70,8 @@ def install_locator(tag: str = "") -> None:
     the source file and the signature, not on the flags, so code compiled under
     other flags must live elsewhere.
     """
-    if CACHE_DIR is None:
+    cache_dir = __getattr__("CACHE_DIR")
+    if cache_dir is None:
         return
     import hashlib
 
@@ -73,7 +86,7 @@ def install_locator(tag: str = "") -> None:
         def __init__(self, py_func, py_file):
             self._py_file = py_file
             self._lineno = py_func.__code__.co_firstlineno
-            self._cache_path = os.path.join(CACHE_DIR, flavour, self.get_suitable_cache_subpath(py_file))
+            self._cache_path = os.path.join(cache_dir, flavour, self.get_suitable_cache_subpath(py_file))
 
         def get_cache_path(self):
             return self._cache_path
@@ -91,10 +104,11 @@ def install_locator(tag: str = "") -> None:
 
 
 def warn_if_off() -> None:
-    """One warning when fastgrad's kernels cannot be cached on disk (called at import)."""
-    if CACHE_DIR is None and not CACHE_OFF_REASON.startswith(("NUMBA_DISABLE_JIT", "numba is not")):
+    """One warning when fastgrad's kernels cannot be cached on disk (called when Numba is first set up)."""
+    cache_dir, why = __getattr__("CACHE_DIR"), __getattr__("CACHE_OFF_REASON")
+    if cache_dir is None and not why.startswith(("NUMBA_DISABLE_JIT", "numba is not")):
         warnings.warn(
-            f"fastgrad: Numba's on-disk cache is off ({CACHE_OFF_REASON}); kernels compile in every new "
+            f"fastgrad: Numba's on-disk cache is off ({why}); kernels compile in every new "
             f"process. Set NUMBA_CACHE_DIR to a writable folder to cache them.",
             RuntimeWarning, stacklevel=3,
         )

@@ -23,11 +23,10 @@ import contextvars
 import importlib
 import numbers
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
-
-from numba.core.cpu_options import ParallelOptions
 
 from . import _cache
 
@@ -41,11 +40,11 @@ __all__ = [
     "resolve_backend",
     "get_num_threads",
     "set_num_threads",
-    "NUMBA_FLAGS",
+    "NUMBA_FLAGS",  # noqa: F822 (built on first use: module __getattr__)
     "NUMBA_PARALLEL",
-    "NUMBA_PARALLEL_OPTIONS",
-    "NUMBA_PARALLEL_FLAGS",
-    "NUMBA_USER_FLAGS",
+    "NUMBA_PARALLEL_OPTIONS",  # noqa: F822 (built on first use: module __getattr__)
+    "NUMBA_PARALLEL_FLAGS",  # noqa: F822 (built on first use: module __getattr__)
+    "NUMBA_USER_FLAGS",  # noqa: F822 (built on first use: module __getattr__)
     "PARALLEL_MIN_WORK",
     "SPARSE_ENTRY_WORK",
     "USER_PARALLEL_MIN_NS",
@@ -106,10 +105,6 @@ class BackendUnavailableError(RuntimeError):
 # differ in the last bit from cached code for some kernels, depending on what
 # was compiled before it in the process; see benchmarks/README.md.)
 FASTMATH = frozenset({"reassoc", "contract", "nsz"})
-# The on-disk cache lives outside the package (fastgrad/_cache.py), or is off
-# (one warning) where no writable folder exists.
-NUMBA_FLAGS = {"cache": _cache.CACHE_DIR is not None, "nogil": True, "fastmath": set(FASTMATH),
-               "error_model": "numpy"}
 # The parallel target runs only the kernels' explicit ``prange`` loops in parallel.
 # With ``parallel=True`` Numba also turns every ``np.zeros`` and array expression of
 # the kernel into a parallel region of its own, each a launch of the thread team:
@@ -117,24 +112,62 @@ NUMBA_FLAGS = {"cache": _cache.CACHE_DIR is not None, "nogil": True, "fastmath":
 # ((10^4, 16) float64, 2 threads: 62 -> 54 us per call with prange only).
 NUMBA_PARALLEL = {"prange": True, "numpy": False, "comprehension": False, "reduction": False,
                   "inplace_binop": False, "setitem": False, "stencil": False, "fusion": True}
-# What the decorators get: Numba reads a dict of options by popping its keys at every
-# compile, so a shared dict is empty after the first one and later compiles fall back to
-# every option on; an options object is read without being changed.
-NUMBA_PARALLEL_OPTIONS = ParallelOptions(dict(NUMBA_PARALLEL))
-# Numba keys its cache on the source file, not on these flags: the cache folder
-# is tagged with them, so changing a flag can never load code compiled without it.
-_cache.install_locator(tag=repr(sorted((k, sorted(v) if isinstance(v, set) else v) for k, v in NUMBA_FLAGS.items()))
-                       + repr(sorted(NUMBA_PARALLEL.items())))
-_cache.warn_if_off()
-NUMBA_PARALLEL_FLAGS = dict(NUMBA_FLAGS, parallel=NUMBA_PARALLEL_OPTIONS)
-# Kernels taking a user's function as an argument (numgrad/numjac over an @njit f):
-# compiled once per user function and not cached (a dispatcher argument defeats
-# Numba's cache), without fastmath so the compiled path is bitwise equal to the
-# Python path over the same f.
-NUMBA_USER_FLAGS = dict(NUMBA_FLAGS, cache=False, fastmath=False)
-NUMBA_USER_PARALLEL_FLAGS = dict(NUMBA_USER_FLAGS, parallel=NUMBA_PARALLEL_OPTIONS)  # the benchmarks' evaluation floors
-# Compiled functions that must agree bit for bit with their Python twin (no fastmath), cached.
-NUMBA_EXACT_FLAGS = dict(NUMBA_FLAGS, fastmath=False)
+
+# The Numba flag sets below are built on first use, which also sets Numba up for
+# fastgrad (its cache locator, the one warning when caching is off, the threading
+# layer): ``import fastgrad`` does not import Numba (0.6-1 s), which a user of the
+# Cython or numpy backend never needs.  The first fastgrad module compiled by
+# Numba reads them when it is imported, before any kernel of its is compiled.
+_NUMBA_SETTINGS = ("NUMBA_FLAGS", "NUMBA_PARALLEL_OPTIONS", "NUMBA_PARALLEL_FLAGS", "NUMBA_USER_FLAGS",
+                   "NUMBA_USER_PARALLEL_FLAGS", "NUMBA_EXACT_FLAGS")
+_numba_settings: dict[str, Any] | None = None
+_numba_settings_lock = threading.Lock()
+
+
+def _numba_setup() -> dict[str, Any]:
+    """Set Numba up for fastgrad (once) and return the flag sets its decorators take."""
+    global _numba_settings
+    with _numba_settings_lock:
+        if _numba_settings is not None:
+            return _numba_settings
+        from numba.core.cpu_options import ParallelOptions
+
+        _configure_numba_threading_layer()
+        # The on-disk cache lives outside the package (fastgrad/_cache.py), or is off
+        # (one warning) where no writable folder exists.
+        flags = {"cache": _cache.CACHE_DIR is not None, "nogil": True, "fastmath": set(FASTMATH),
+                 "error_model": "numpy"}
+        # What the decorators get: Numba reads a dict of options by popping its keys at every
+        # compile, so a shared dict is empty after the first one and later compiles fall back to
+        # every option on; an options object is read without being changed.
+        parallel = ParallelOptions(dict(NUMBA_PARALLEL))
+        # Numba keys its cache on the source file, not on these flags: the cache folder
+        # is tagged with them, so changing a flag can never load code compiled without it.
+        _cache.install_locator(tag=repr(sorted((k, sorted(v) if isinstance(v, set) else v) for k, v in flags.items()))
+                               + repr(sorted(NUMBA_PARALLEL.items())))
+        _cache.warn_if_off()
+        # Kernels taking a user's function as an argument (numgrad/numjac over an @njit f):
+        # compiled once per user function and not cached (a dispatcher argument defeats
+        # Numba's cache), without fastmath so the compiled path is bitwise equal to the
+        # Python path over the same f.
+        user = dict(flags, cache=False, fastmath=False)
+        _numba_settings = {
+            "NUMBA_FLAGS": flags,
+            "NUMBA_PARALLEL_OPTIONS": parallel,
+            "NUMBA_PARALLEL_FLAGS": dict(flags, parallel=parallel),
+            "NUMBA_USER_FLAGS": user,
+            "NUMBA_USER_PARALLEL_FLAGS": dict(user, parallel=parallel),  # the benchmarks' evaluation floors
+            # compiled functions that must agree bit for bit with their Python twin (no fastmath), cached
+            "NUMBA_EXACT_FLAGS": dict(flags, fastmath=False),
+        }
+        return _numba_settings
+
+
+def __getattr__(name: str) -> Any:
+    """The Numba flag sets (``NUMBA_FLAGS`` and the others of ``_NUMBA_SETTINGS``), built on first use."""
+    if name in _NUMBA_SETTINGS:
+        return _numba_setup()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # Reductions over rows use a fixed partition of the rows into blocks that depends
 # only on the data's shape, never on the thread count: bitwise-identical results
@@ -473,12 +506,21 @@ def _default_backend() -> str:
 
 
 def _max_threads() -> int:
-    try:
-        import numba
-
+    """The threads Numba starts with: ``NUMBA_NUM_THREADS``, by default every core this process
+    may run on (Numba's own rule, read without importing Numba when it is not imported yet)."""
+    numba = sys.modules.get("numba")
+    if numba is not None:
         return int(numba.config.NUMBA_NUM_THREADS)
-    except ImportError:  # pragma: no cover
-        return os.cpu_count() or 1
+    try:
+        n = int(os.environ["NUMBA_NUM_THREADS"])
+    except (KeyError, ValueError):
+        n = 0
+    if n < 1:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not on Linux
+            n = os.cpu_count() or 1
+    return max(1, n)
 
 
 def _env_threads() -> int | None:
@@ -609,9 +651,6 @@ def _configure_numba_threading_layer() -> None:
                 continue
             numba.config.THREADING_LAYER = layer
             return
-
-
-_configure_numba_threading_layer()
 
 
 def parallel_guard() -> contextlib.AbstractContextManager:

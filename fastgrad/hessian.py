@@ -25,7 +25,7 @@ import numpy as np
 from . import _adaptive, _config, _validate
 from ._steps import default_steps
 from .gradient_checks import GradcheckResult, GradientMismatchError
-from .numdiff import numgrad
+from .numdiff import _is_njit, numgrad
 
 __all__ = ["numhess", "numhess_diag", "numhvp", "hesscheck"]
 
@@ -38,18 +38,6 @@ _RICH = 4.0 / 3.0  # Richardson factor 2^p / (2^p - 1) of a second-order quotien
 
 # ---------------------------------------------------------------------------
 # Shared helpers
-
-
-def _is_njit(f: Any) -> bool:
-    """f is a Numba dispatcher compiled in nopython mode (an object-mode one is called as Python)."""
-    try:
-        from numba.core.registry import CPUDispatcher
-    except ImportError:  # pragma: no cover - numba is a dependency
-        return False
-    if not isinstance(f, CPUDispatcher):
-        return False
-    options = getattr(f, "targetoptions", {})
-    return not options.get("forceobj", False) and options.get("nopython", True) is not False
 
 
 def _as_args(args: Any) -> tuple:

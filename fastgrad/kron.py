@@ -23,8 +23,6 @@ import operator
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.linalg import LinearOperator
 
 from . import _config, _validate
 
@@ -34,7 +32,7 @@ __all__ = [
     "unvec",
     "jacobian_Wx",
     "jacobian_AXB",
-    "KronOperator",
+    "KronOperator",  # noqa: F822 (module __getattr__)
     "matmul_jacobian",
 ]
 
@@ -199,7 +197,7 @@ def _row_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.array([0, cols.size], dtype=np.int64), cols, np.ascontiguousarray(x[cols])
 
 
-def _kron_csr(P, Pshape, Q, Qshape, dtype: np.dtype, k) -> sp.csr_array:
+def _kron_csr(P, Pshape, Q, Qshape, dtype: np.dtype, k) -> Any:
     """CSR of ``P ⊗ Q`` from the factors' CSR parts, only the structural nonzeros, no dense step."""
     (mP, nP), (mQ, nQ) = Pshape, Qshape
     shape = (mP * mQ, nP * nQ)
@@ -214,6 +212,8 @@ def _kron_csr(P, Pshape, Q, Qshape, dtype: np.dtype, k) -> sp.csr_array:
     indices = np.empty(nnz, dtype=idx)
     data = np.empty(nnz, dtype=dtype)
     k.kron_csr(Pp, Pi, Pd, Qp, Qi, Qd, nQ, indptr, indices, data, _fill_threads(nnz))
+    import scipy.sparse as sp
+
     out = sp.csr_array((data, indices, indptr), shape=shape, copy=False)
     out.has_sorted_indices = True
     return out
@@ -273,6 +273,10 @@ def jacobian_Wx(x: Any, n: int, *, order: str = "F", format: str = "dense",
     m = xa.shape[0]
     order_c = order == "C"
     if format == "operator":
+        import scipy.sparse as sp
+
+        from ._kron_operator import KronOperator
+
         row = xa.reshape(1, m)
         eye = sp.identity(n, dtype=dtype, format="csr")
         return KronOperator(eye, row, backend=backend) if order_c else KronOperator(row, eye, backend=backend)
@@ -290,6 +294,8 @@ def jacobian_Wx(x: Any, n: int, *, order: str = "F", format: str = "dense",
 def _kron_any(P: np.ndarray, Q: np.ndarray, dtype: np.dtype, fmt: str, k, backend):
     """``P ⊗ Q`` (2-D real arrays, any layout) in format ``fmt``."""
     if fmt == "operator":
+        from ._kron_operator import KronOperator
+
         return KronOperator(P, Q, backend=backend)
     P = np.ascontiguousarray(P, dtype=dtype)
     Q = np.ascontiguousarray(Q, dtype=dtype)
@@ -345,120 +351,6 @@ def jacobian_AXB(A: Any, B: Any, *, order: str = "F", format: str = "dense",
     if order == "F":
         return _kron_any(Ba.T, Aa, dtype, format, k, backend)
     return _kron_any(Aa, Ba.T, dtype, format, k, backend)
-
-
-# ---------------------------------------------------------------------------
-# KronOperator
-
-
-def _operator_factor(M: Any, name: str):
-    if sp.issparse(M):
-        if M.ndim != 2:
-            raise ValueError(f"{name} must be 2-D, got shape {M.shape}")
-        if M.dtype.kind == "c":
-            raise TypeError(f"{name} is complex ({M.dtype}); fastgrad works on real data only")
-        if M.dtype.char not in "fd":
-            M = M.astype(np.float64)
-        return sp.csr_array(M)
-    return _validate.as_matrix(M, name)
-
-
-def _mm(M, D: np.ndarray) -> np.ndarray:
-    """``M @ D`` for a dense or sparse M, as an ndarray."""
-    r = M @ D
-    return np.asarray(r)
-
-
-class KronOperator(LinearOperator):
-    r"""``A ⊗ B`` as a ``scipy.sparse.linalg.LinearOperator``, applied by the vec trick, never formed.
-
-    With numpy's row-major ravel, ``x = X.ravel()`` for X of shape (nA, nB) gives
-    ``(A ⊗ B) x = (A X Bᵀ).ravel()`` (the column-stacking form of the same
-    identity is ``(A ⊗ B) vec(X) = vec(B X Aᵀ)``), and the adjoint
-    ``(A ⊗ B)ᵀ y = (Aᵀ Y B).ravel()``.  A product costs
-    O(mB nB nA + mA nA mB) per column and O(size of A, B, x) memory — it works
-    where ``A ⊗ B`` would not fit in memory.
-
-    Parameters
-    ----------
-    A : array_like of shape (mA, nA) or scipy sparse matrix/array
-    B : array_like of shape (mB, nB) or scipy sparse matrix/array
-    backend : str, optional
-        Backend of :meth:`todense` (which calls :func:`kron`).
-
-    Attributes
-    ----------
-    A, B : the factors (arrays as given, sparse ones as csr_array).
-    shape : (mA mB, nA nB)
-    dtype : float32 when both factors are float32, else float64.
-
-    Examples
-    --------
-    >>> import numpy as np, fastgrad
-    >>> A = np.array([[1., 2.], [3., 4.]]); B = np.array([[0., 1.], [1., 0.], [1., 1.]])
-    >>> K = fastgrad.KronOperator(A, B)
-    >>> K.shape
-    (6, 4)
-    >>> x = np.arange(4.)
-    >>> bool(np.allclose(K @ x, np.kron(A, B) @ x))
-    True
-    >>> bool(np.array_equal(K.T.todense(), np.kron(A, B).T))
-    True
-    """
-
-    def __init__(self, A: Any, B: Any, *, backend: str | None = None):
-        self.A = _operator_factor(A, "A")
-        self.B = _operator_factor(B, "B")
-        if backend is not None:
-            _config.resolve_backend(backend)
-        self.backend = backend
-        dtype = np.dtype(np.float32 if self.A.dtype.char == "f" and self.B.dtype.char == "f"
-                         else np.float64)
-        (mA, nA), (mB, nB) = self.A.shape, self.B.shape
-        super().__init__(dtype=dtype, shape=(mA * mB, nA * nB))
-
-    # y = (A X Bᵀ).ravel() with X = x.reshape(nA, nB):  (A ⊗ B)[i mB + k, j nB + l] x[j nB + l]
-    def _matvec(self, x):
-        nA, nB = self.A.shape[1], self.B.shape[1]
-        X = np.asarray(x).reshape(nA, nB)
-        T = _mm(self.B, X.T)  # (mB, nA) = B Xᵀ
-        return _mm(self.A, T.T).ravel()  # (mA, mB) = A X Bᵀ
-
-    def _rmatvec(self, x):
-        mA, mB = self.A.shape[0], self.B.shape[0]
-        Y = np.asarray(x).reshape(mA, mB)
-        T = _mm(self.B.T, Y.T)  # (nB, mA) = Bᵀ Yᵀ
-        return _mm(self.A.T, T.T).ravel()  # (nA, nB) = Aᵀ Y B
-
-    def _matmat(self, X):
-        # Y[i, k, c] = sum_j a_ij sum_l b_kl X[j, l, c]
-        (mA, nA), (mB, nB) = self.A.shape, self.B.shape
-        X = np.asarray(X)
-        K = X.shape[1]
-        X3 = X.reshape(nA, nB, K)
-        T = _mm(self.B, X3.transpose(1, 0, 2).reshape(nB, nA * K))  # (mB, nA K): T[k, j, c]
-        T = T.reshape(mB, nA, K).transpose(1, 0, 2).reshape(nA, mB * K)
-        return _mm(self.A, T).reshape(mA * mB, K)
-
-    def _rmatmat(self, X):
-        return self._adjoint()._matmat(X)
-
-    def _adjoint(self):
-        return KronOperator(self.A.T, self.B.T, backend=self.backend)
-
-    _transpose = _adjoint
-
-    def todense(self) -> np.ndarray:
-        """The dense ``A ⊗ B`` (through :func:`kron`); only for operators that fit in memory."""
-        A = self.A.toarray() if sp.issparse(self.A) else self.A
-        B = self.B.toarray() if sp.issparse(self.B) else self.B
-        return kron(A, B, backend=self.backend)
-
-    toarray = todense
-
-    def __repr__(self) -> str:
-        return (f"<KronOperator {self.shape[0]}x{self.shape[1]} = A{self.A.shape} ⊗ B{self.B.shape}, "
-                f"dtype={self.dtype}>")
 
 
 # ---------------------------------------------------------------------------
@@ -542,3 +434,14 @@ def matmul_jacobian(*mats: Any, wrt: int, flatten: bool = False, order: str = "F
     out = np.empty((p * q, r * s), dtype)
     _kron_into(L, RT, out, kern)  # [i q + j, a s + b] = L_ia R_bj
     return out if flatten else out.reshape(p, q, r, s)
+
+
+def __getattr__(name: str) -> Any:
+    """``KronOperator``, defined on first use (fastgrad/_kron_operator.py): it subclasses
+    scipy's ``LinearOperator``, and importing ``scipy.sparse.linalg`` costs ``import fastgrad``
+    0.1-0.3 s that only its users need."""
+    if name == "KronOperator":
+        from ._kron_operator import KronOperator
+
+        return KronOperator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,6 +34,7 @@ and ``fastgrad.taylor_test`` catch exactly that.
 from __future__ import annotations
 
 import importlib
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -71,8 +72,11 @@ def _is_njit(f: Any) -> bool:
 
     An object-mode dispatcher (``jit(forceobj=True)``) runs Python code: it is
     called like any Python callable.  Under ``NUMBA_DISABLE_JIT=1`` decorated
-    functions are plain functions, so nothing is a dispatcher.
+    functions are plain functions, so nothing is a dispatcher.  Imports nothing
+    new: no dispatcher can exist before Numba is imported.
     """
+    if "numba" not in sys.modules:
+        return False
     try:
         from numba.core.registry import CPUDispatcher
     except ImportError:  # pragma: no cover - numba is a dependency
@@ -553,7 +557,6 @@ def _numgrad(
     :func:`fastgrad._evaluate.evaluate` and differenced a whole block of
     elements at a time (:func:`_python_quotients`).
     """
-    k = _config.user_function_kernels()
     n = x.size
     out = np.empty(n)
     err = np.empty(n if full else 0)
@@ -561,6 +564,7 @@ def _numgrad(
     if n == 0:
         return out, err
     njit_f = _is_njit(f) and x.ndim > 0 and not vectorized
+    k = _config.user_function_kernels() if njit_f else None  # (Numba's, for a compiled f only)
     evaluations = _EVALUATIONS[method] * (2 if full else 1)
     if method == "complex":
         xp = _complex_copy(x)
@@ -771,11 +775,11 @@ def _numjac(
     transposed view (a Python f's quotients are formed column by column as
     rows of an (x.size, m) array, as scipy does).
     """
-    k = _config.user_function_kernels()
     n = x.size
     if n == 0:
         return np.empty((m, n))
     njit_f = _is_njit(f) and x.ndim > 0 and not vectorized
+    k = _config.user_function_kernels() if njit_f else None  # (Numba's, for a compiled f only)
     J = np.empty((m, n)) if njit_f else None
     threads = _kernel_threads(parallel, n, _EVALUATIONS[method], seconds) if njit_f else 1
     if njit_f and method != "complex" and f0 is not None and _from_python(

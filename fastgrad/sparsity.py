@@ -244,7 +244,7 @@ def sparse_quotients(f: Callable, x: np.ndarray, args: tuple, step_list: list[np
     njit_f = _is_njit(f) and x.ndim > 0 and bool(fshape) and not vectorized
     kernels = _config.user_function_kernels() if njit_f else None
     run = dict(workers=workers, vectorized=vectorized, chunk_size=chunk_size, seconds=seconds)
-    for steps, data in zip(step_list, datas):
+    for steps, data in zip(step_list, datas, strict=True):
         V, den = stencil(xp, steps, method)
         K = len(V)
         if njit_f:  # the groups in a compiled loop, in parallel when the work pays for the threads

@@ -95,7 +95,52 @@ def test_environment_variables():
 def test_threading_layer_is_thread_safe():
     import numba
 
+    _config.NUMBA_FLAGS  # noqa: B018 - sets Numba up for fastgrad, as the first Numba kernel module does
     assert numba.config.THREADING_LAYER in ("omp", "tbb") or "NUMBA_THREADING_LAYER" in os.environ
+
+
+NO_NUMBA = """
+import sys
+import numpy as np
+import fastgrad
+heavy = ("numba", "scipy.sparse.linalg")
+assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]
+assert fastgrad.get_backend() == "cython"
+rng = np.random.default_rng(0)
+A, y, w = rng.random((50, 3)), rng.random(50), rng.random(3)
+fastgrad.mse_loss_and_grad(A, y, w, sample_weight=np.ones(50), intercept=0.5, alpha=0.1)
+fastgrad.mse_hessp(A, w)
+fastgrad.mse_numgrad(A, y, w)
+f = lambda x: float((x ** 2).sum())
+fastgrad.numgrad(f, w)
+fastgrad.numgrad(f, w, method="adaptive")
+fastgrad.numjac(lambda x: np.outer(x, x), w)
+fastgrad.numhess(f, w)
+fastgrad.check_grad(f, lambda x: 2 * x, w)
+fastgrad.kron(A[:3], A[:2])
+fastgrad.jacobian_Wx(w, 4, format="csr")
+fastgrad.jacobian_AXB(A[:3], A[:4].T)
+W = rng.random((3, 2))
+fastgrad.dense_backward(A, W, fastgrad.dense_forward(A, W, np.zeros(2)))
+fastgrad.mlp2_loss_and_grad(A, y[:, None], rng.random((3, 4)), rng.random(4), rng.random((4, 1)), rng.random(1),
+                            loss="mse")
+assert "numba" not in sys.modules, "a call imported numba"
+K = fastgrad.KronOperator(A[:3], A[:2])  # imports scipy.sparse.linalg now
+assert "scipy.sparse.linalg" in sys.modules and "numba" not in sys.modules
+assert np.allclose(K @ np.ones(9), np.kron(A[:3], A[:2]) @ np.ones(9))
+print("ok")
+"""
+
+
+def test_import_and_the_cython_backend_import_no_numba():
+    # import fastgrad takes 0.2-0.3 s, not 1 s: Numba (0.6-1 s) is imported and set up on the first
+    # call that needs it, scipy.sparse.linalg when KronOperator is first asked for; the default
+    # backend's calls, a Python f's derivatives included, need neither
+    if "cython" not in fastgrad.available_backends():
+        pytest.skip("Cython backend not built")
+    env = {k: v for k, v in os.environ.items() if k != "FASTGRAD_BACKEND"}
+    r = subprocess.run([sys.executable, "-c", NO_NUMBA], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
 
 
 def test_no_stray_compile_flags():

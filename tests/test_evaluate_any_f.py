@@ -119,8 +119,9 @@ def test_results_do_not_depend_on_the_block_size(method, monkeypatch):
     one_block = run()
     monkeypatch.setattr(_evaluate, "SERIAL_BLOCK_BYTES", 1)  # a block of one column
     assert _evaluate.block_columns(4, 12) == 1
-    for got, want in zip(run(), one_block):
-        for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+    for got, want in zip(run(), one_block, strict=True):
+        for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,),
+                        strict=True):
             np.testing.assert_array_equal(g, w)
 
 

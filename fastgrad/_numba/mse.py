@@ -850,7 +850,8 @@ def loss_grad(A, Y, WT, s, b, scale, out, gb, n_threads):
         # bits the same; the cost is the parallel launch on small inputs of these
         # layouts.  (Copying each tile into a Fortran scratch tile did not make the
         # two targets agree in every order, and cost a quarter of the time.)
-        return launch_one_target(model_loss_grad, model_loss_grad_parallel, n_threads, A, Y, WT, s, b, scale, out, gb, one_output)
+        return launch_one_target(model_loss_grad, model_loss_grad_parallel, n_threads,
+                                 A, Y, WT, s, b, scale, out, gb, one_output)
     return launch(model_loss_grad, model_loss_grad_parallel, n_threads, A, Y, WT, s, b, scale, out, gb, one_output)
 
 

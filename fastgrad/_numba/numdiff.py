@@ -1328,7 +1328,9 @@ def _sjac_driver(parallel, fty, xty, rty, fdtype):
             span = (_I8,) if parallel else (_I8, _I8)
             sig = nbt.void(nbt.TypeRef(fty), _I8, _I8, xty, nbt.Array(xty.dtype, 2, "C"), _I8_1D, _I8_1D,
                            _NO_ARGS, *span, nbt.Array(fdtype, 2, "C"), *((_STATUS,) if parallel else ()))
-            flags = dict(NUMBA_EXACT_FLAGS, parallel=_config.NUMBA_PARALLEL_OPTIONS) if parallel else dict(NUMBA_EXACT_FLAGS)
+            flags = dict(NUMBA_EXACT_FLAGS)
+            if parallel:
+                flags["parallel"] = _config.NUMBA_PARALLEL_OPTIONS
             try:
                 _sjac_drivers[key] = njit(sig, **flags)(twin)
             except Exception:  # noqa: BLE001 - never fatal: the per-f kernels do the same work
