@@ -294,7 +294,8 @@ def numhess(
         def at_steps(s):
             if not probed and x.size:
                 probed.append(_probe(f, x, args))
-            H_s, _, f0 = _numhess(f, x, args, s, parallel, False, probed[0] if probed else None)
+            # (the steps come flat, x.size; _numhess takes them in x's shape)
+            H_s, _, f0 = _numhess(f, x, args, s.reshape(x.shape), parallel, False, probed[0] if probed else None)
             return H_s, f0
 
         H, err = _adaptive.numhess(x, h, at_steps)

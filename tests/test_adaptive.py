@@ -180,6 +180,31 @@ def test_numhess_adaptive_against_closed_form(f):
     assert rel_err(fastgrad.numhess(f, x), want).max() > rel_err(H, want).max()
 
 
+@pytest.mark.parametrize("shape", [(), (2, 2), (3, 1), (2, 1, 2)])
+def test_numhess_adaptive_any_shape_of_x(shape):
+    # x of any shape: the Hessian of shape x.shape + x.shape, the same numbers as for the flat x
+    x = np.random.default_rng(8).uniform(-1.2, 1.2, shape)
+    n = x.size
+
+    def f(z):
+        z = np.reshape(z, -1)
+        return float(np.sum(np.sin(z) * np.exp(0.3 * z))) + (rosen(z) if z.size > 1 else 0.0)
+
+    H, err = fastgrad.numhess(f, x, method="adaptive", full_output=True)
+    assert H.shape == err.shape == shape + shape
+    Hf, errf = fastgrad.numhess(f, x.reshape(-1), method="adaptive", full_output=True)
+    np.testing.assert_array_equal(H.reshape(n, n), Hf)
+    np.testing.assert_array_equal(err.reshape(n, n), errf)
+    h = np.full(shape, 0.05)
+    np.testing.assert_array_equal(fastgrad.numhess(f, x, h=h, method="adaptive").reshape(n, n),
+                                  fastgrad.numhess(f, x.reshape(-1), h=h.reshape(-1), method="adaptive"))
+    z = x.reshape(-1)
+    want = np.diag(np.exp(0.3 * z) * (0.6 * np.cos(z) + (0.09 - 1.0) * np.sin(z)))
+    if n > 1:
+        want = want + rosen_hess(z)
+    assert rel_err(Hf, want).max() <= 1e-8
+
+
 def test_numhess_adaptive_nonpolynomial():
     x = np.array([0.7, -0.4, 1.1])
     H, err = fastgrad.numhess(sinexp_njit, x, method="adaptive", full_output=True)
