@@ -9,7 +9,8 @@ Rules (shared by every public function):
 * float64 and float32 are native; other real inputs (bool, int, uint, float16,
   longdouble) are converted to float64; complex, object, string, datetime
   inputs raise ``TypeError``.
-* The result dtype is float32 only when every array input is float32.
+* The result dtype is float32 only when every array input is float32 (a Python
+  int or float scalar, such as an ``intercept=0.5``, takes the arrays' dtype).
 * Any strides, C or Fortran order, read-only arrays and ``np.memmap`` are
   accepted; inputs are never written.  A copy is made only when a kernel needs
   contiguity.
@@ -32,6 +33,7 @@ __all__ = [
     "as_real",
     "as_contiguous",
     "result_dtype",
+    "typed_or_none",
     "check_choice",
     "check_finite",
     "check_ndim",
@@ -115,6 +117,15 @@ def as_contiguous(arr: np.ndarray) -> np.ndarray:
 
 _F64 = np.dtype(np.float64)
 _F32 = np.dtype(np.float32)
+
+
+def typed_or_none(value: Any, arr: np.ndarray | None) -> np.ndarray | None:
+    """``arr`` (the array made of ``value``), or None when ``value`` is a Python int or float:
+    a scalar without a dtype of its own, which takes the other inputs' (as numpy's own
+    promotion rules treat Python scalars), so a float32 problem stays float32."""
+    if arr is None or (isinstance(value, (int, float)) and not isinstance(value, np.generic)):
+        return None
+    return arr
 
 
 def result_dtype(*arrays: np.ndarray) -> np.dtype:
@@ -287,7 +298,7 @@ def mse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool = Fal
     total = 0.0
     if s is not None:
         total = check_sample_weight_values(s, reduction)
-    dtype = result_dtype(A, y, w, *(x for x in (s, b) if x is not None))
+    dtype = result_dtype(A, y, w, *(x for x in (s, typed_or_none(intercept, b)) if x is not None))
     Y = as_contiguous(y.reshape(N, K) if y.ndim == 1 else y)
     WT = w.reshape(1, D).astype(np.float64) if w.ndim == 1 else np.array(w.T, dtype=np.float64, order="C")
     if reduction == "mean":
@@ -787,7 +798,8 @@ def mse_sparse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: boo
     if check_finite_:
         check_finite(A=Asp.data, y=y, w=w, intercept=b)
     s, scale = _weights_and_scale(sample_weight, N, K, A.shape, reduction, check_finite_)
-    floats = [Asp.data, y, w] + [np.asarray(x) for x in (sample_weight, b) if x is not None]
+    floats = [Asp.data, y, w] + [np.asarray(x) for x in (sample_weight, typed_or_none(intercept, b))
+                                 if x is not None]
     dtype = result_dtype(*floats)
     Y = as_contiguous(y.reshape(N, K) if y.ndim == 1 else y)
     W = np.ascontiguousarray(w.reshape(D, K), dtype=np.float64)

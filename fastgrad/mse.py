@@ -154,7 +154,8 @@ def mse_loss_and_grad(
     loss : float
     grad : ndarray shaped like w, or ``(grad_w, grad_b)`` when ``intercept`` is given
         grad_w shaped like w; grad_b a float for a scalar intercept, else an
-        array of shape (K,).  Arrays are float32 only when every array input is.
+        array of shape (K,).  Arrays are float32 only when every array input is
+        (a Python float intercept takes the arrays' dtype).
 
     Raises
     ------

@@ -246,6 +246,26 @@ def test_out_with_intercept(backend, rng):
     assert gsum == pytest.approx(gvec.sum(), rel=1e-12)
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_python_scalar_intercept_keeps_float32(backend, sparse, rng):
+    # a Python float (or int) intercept has no dtype of its own: float32 arrays give float32
+    # results, as numpy's promotion treats Python scalars; a float64 scalar or array promotes
+    A, y, w = problem(rng, 60, 3, 0, np.float32)
+    if sparse:
+        import scipy.sparse
+
+        A = scipy.sparse.csr_array(A)
+    for b, want in ((0.5, np.float32), (2, np.float32), (np.float32(0.5), np.float32),
+                    (np.float64(0.5), np.float64), (np.array([0.5]), np.float64)):
+        gw, gb = fastgrad.mse_grad(A, y, w, intercept=b, backend=backend)
+        assert gw.dtype == want, (b, gw.dtype)
+        loss, (gw2, _) = fastgrad.mse_loss_and_grad(A, y, w, intercept=b, backend=backend)
+        assert gw2.dtype == want, (b, gw2.dtype)
+        Ad = A.toarray() if sparse else A
+        _, ref, _ = numpy_model(Ad, y, w, None, float(np.asarray(b).reshape(-1)[0]), 0.0, "mean")
+        assert_close(gw, ref, np.float32)
+
+
 def test_inputs_not_written(backend, rng):
     A, y, w = problem(rng, 500, 4, 0, np.float64)
     s = rng.random(500)
@@ -337,6 +357,9 @@ def test_dask_model_keywords(rng):
         else:
             np.testing.assert_allclose(g, rg, rtol=1e-11)
         assert fgd.mse_loss(Ad, y, w, **kw) == pytest.approx(rloss, rel=1e-12)
+    A32, y32, w32 = (x.astype(np.float32) for x in (A, y, w))
+    gw, _ = fgd.mse_grad(da.from_array(A32, chunks=(250, 5)), y32, w32, intercept=0.3)
+    assert gw.dtype == fastgrad.mse_grad(A32, y32, w32, intercept=0.3)[0].dtype == np.float32
     with pytest.raises(ValueError, match="A has 1000 rows but sample_weight has 3 entries"):
         fgd.mse_grad(Ad, y, w, sample_weight=np.ones(3))
     with pytest.raises(ValueError, match="alpha must be finite and >= 0, got -2"):
