@@ -517,8 +517,9 @@ def mse_numgrad(
         Validated as :func:`fastgrad.mse_grad` does (one shared validation layer).
     h : float or array_like of w's shape, optional
         Absolute step(s), finite and > 0; default ``c * max(1, |w_jk|)`` with c
-        as in :func:`numgrad` for the result dtype.  The step used is the
-        representable ``(w + h) - w`` (float64).
+        as in :func:`numgrad` for float64, whatever the inputs' dtype: the
+        weights are perturbed and the losses formed in float64.  The step used
+        is the representable ``(w + h) - w`` (float64).
     method : {'central', 'forward', 'backward', 'five-point', 'complex'}
         Offsets evaluated: central (-h, +h), forward (0, +h), backward (-h, 0),
         five-point (-2h, -h, +h, +2h), complex ``Im L(w + i h e_jk) / h``.
