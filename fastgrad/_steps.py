@@ -42,8 +42,8 @@ def default_step(dtype: np.dtype, method: str) -> float:
     return float(np.finfo(dtype).eps) ** _EXPONENT[method]
 
 
-def default_steps(x: np.ndarray, h: Any, method: str, full: bool, name: str = "h") -> np.ndarray:
-    """Validated nominal steps: a C-contiguous float64 array of x.size."""
+def default_steps(x: np.ndarray, h: Any, method: str, full: bool, name: str = "h", xname: str = "x") -> np.ndarray:
+    """Validated nominal steps: a C-contiguous float64 array of x.size (errors name h ``name``, x ``xname``)."""
     xf = x.reshape(-1)
     if h is None:
         steps = np.abs(xf, dtype=np.float64)
@@ -56,8 +56,8 @@ def default_steps(x: np.ndarray, h: Any, method: str, full: bool, name: str = "h
             steps = np.broadcast_to(harr, x.shape)
         except ValueError:
             raise ValueError(
-                f"{name} has shape {harr.shape} but x has shape {x.shape}; give a scalar or an "
-                f"array of x's shape"
+                f"{name} has shape {harr.shape} but {xname} has shape {x.shape}; give a scalar or an "
+                f"array of {xname}'s shape"
             ) from None
         steps = np.array(steps, dtype=np.float64, order="C").reshape(-1)
     # The default steps c max(1, |x_i|) (c >= eps^(1/2) of x's dtype) are at least eps^(-1/2)
@@ -75,7 +75,7 @@ def default_steps(x: np.ndarray, h: Any, method: str, full: bool, name: str = "h
                     j = int(np.argmax(vanish))
                     idx = np.unravel_index(j, x.shape)
                     raise ValueError(
-                        f"{name} = {s[j]:g} vanishes at x[{', '.join(map(str, idx))}] = {xf[j]!r} in "
-                        f"{x.dtype}: (x + h) - x == 0; use a larger step"
+                        f"{name} = {s[j]:g} vanishes at {xname}[{', '.join(map(str, idx))}] = {xf[j]!r} in "
+                        f"{x.dtype}: ({xname} + h) - {xname} == 0; use a larger step"
                     )
     return steps

@@ -43,6 +43,7 @@ __all__ = [
     "check_alpha",
     "check_sample_weight_shape",
     "check_sample_weight_values",
+    "mean_weights",
     "check_intercept_shape",
     "SparseA",
     "is_sparse",
@@ -94,9 +95,25 @@ def as_array(x: Any, name: str) -> np.ndarray:
             f"the Kronecker/Jacobian builders can return sparse results with format='csr'"
         )
     try:
-        return np.asarray(x)
+        arr = np.asarray(x)
     except ValueError as exc:
         raise ValueError(f"{name} could not be read as an array: {exc}") from None
+    if arr.dtype.kind == "O" and _numeric_frame(x):
+        # a pandas DataFrame of nullable extension dtypes (Float64, Int64, boolean) reads as
+        # objects; its missing values (pd.NA) become NaN
+        return x.to_numpy(dtype=np.float64, na_value=np.nan)
+    return arr
+
+
+def _numeric_frame(x: Any) -> bool:
+    """x is a pandas DataFrame or Series whose every column has a numeric or boolean dtype."""
+    if not hasattr(x, "to_numpy"):
+        return False
+    dtypes = getattr(x, "dtypes", None)
+    if dtypes is None:
+        return False
+    kinds = [getattr(dt, "kind", "O") for dt in (dtypes if hasattr(dtypes, "__iter__") else [dtypes])]
+    return bool(kinds) and all(k in "biuf" for k in kinds)
 
 
 def _is_sparse(x: Any) -> bool:
@@ -299,6 +316,8 @@ def mse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool = Fal
     if s is not None:
         total = check_sample_weight_values(s, reduction)
     dtype = result_dtype(A, y, w, *(x for x in (s, typed_or_none(intercept, b)) if x is not None))
+    if s is not None and reduction == "mean":
+        s, total = mean_weights(s, total)
     Y = as_contiguous(y.reshape(N, K) if y.ndim == 1 else y)
     WT = w.reshape(1, D).astype(np.float64) if w.ndim == 1 else np.array(w.T, dtype=np.float64, order="C")
     if reduction == "mean":
@@ -357,6 +376,20 @@ def check_sample_weight_values(s: np.ndarray, reduction: str) -> float:
                else "a fit with every weight 0 leaves nothing to fit")
         raise ValueError(f"sample_weight is 0 for every row: {why}")
     return total
+
+
+# Below this sum of the weights (only subnormal float64 weights get there), 1/sum could overflow.
+_TINY_WEIGHT_SUM = 2.0 ** -1000
+
+
+def mean_weights(s: np.ndarray, total: float) -> tuple[np.ndarray, float]:
+    """The weights and their sum for the weighted mean: as given, or, when the sum is so small
+    (subnormal weights) that ``1/sum`` would overflow, all scaled by one power of two (exactly),
+    which leaves the weighted mean unchanged."""
+    if total >= _TINY_WEIGHT_SUM:
+        return s, total
+    s = np.ldexp(np.asarray(s, dtype=np.float64), -int(np.frexp(np.max(s))[1]))  # the largest in [0.5, 1)
+    return s, float(np.sum(s))
 
 
 def check_intercept_shape(b: Any, K: int, w_shape: tuple[int, ...]) -> None:
@@ -675,6 +708,8 @@ def _weights_and_scale(sample_weight: Any, N: int, K: int, a_shape: tuple[int, .
     if check_finite_:
         check_finite(sample_weight=s)
     total = check_sample_weight_values(s, reduction)
+    if reduction == "mean":
+        s, total = mean_weights(s, total)
     s = np.ascontiguousarray(s, dtype=np.float64)
     return s, (1.0 / (K * total) if reduction == "mean" else 1.0)
 
@@ -875,4 +910,6 @@ def sparsity_groups(groups: Any, n: int) -> np.ndarray:
         raise ValueError(f"sparsity groups have shape {g.shape} but x has {n} elements: one group per column")
     if n and g.min() < 0:
         raise ValueError("sparsity groups must be non-negative")
+    if n:  # any labels (gaps included): numbered 0 .. n_groups - 1 in their order
+        g = np.unique(g, return_inverse=True)[1].reshape(n)
     return g.astype(np.intp)

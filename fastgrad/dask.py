@@ -184,6 +184,8 @@ def _run(A: Any, y: Any, w: Any, reduction: str, out: np.ndarray | None, check_f
     if check_finite:
         _validate.check_finite(w=w, sample_weight=s, intercept=b)
     total_weight = None if s is None else _validate.check_sample_weight_values(s, reduction)
+    if s is not None and reduction == "mean":
+        s, total_weight = _validate.mean_weights(s, total_weight)
     dtype = _validate.result_dtype(a_probe, y_probe, w, *(x for x in (s, _validate.typed_or_none(intercept, b))
                                                           if x is not None))
     w_shape = w.shape

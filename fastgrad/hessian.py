@@ -52,10 +52,13 @@ def _own_copy(x: Any, name: str = "x") -> np.ndarray:
 def _steps(x: np.ndarray, h: Any, full: bool) -> np.ndarray:
     """Representable steps ``(x_i + h_i) - x_i`` (float64, x.size); default ``eps^(1/4) max(1, |x_i|)``."""
     if h is None:
-        h = float(np.finfo(x.dtype).eps) ** 0.25 * np.maximum(1.0, np.abs(x.astype(np.float64)))
+        c = float(np.finfo(x.dtype).eps) ** 0.25
+        h = c * np.maximum(1.0, np.abs(x.astype(np.float64)))
+        h = np.where(np.isfinite(h), h, c)  # NaN/Inf entries of x: any step (their derivatives are NaN)
     steps = default_steps(x, h, "central", full)  # validated: finite, > 0, x's shape, x + h != x
     xf = x.reshape(-1)
-    taken = (xf + steps).astype(x.dtype).astype(np.float64) - xf.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):  # (Inf entries of x)
+        taken = (xf + steps).astype(x.dtype).astype(np.float64) - xf.astype(np.float64)
     # NaN/Inf entries of x: keep the nominal step (their derivatives are NaN anyway)
     return np.where(np.isfinite(taken) & (taken > 0), taken, steps)
 
@@ -393,6 +396,9 @@ def _checked_grad(grad: Callable, shape: tuple) -> Callable:
     return call
 
 
+_TINY_DIRECTION = 2.0 ** -900  # below this max|v_i|, h / max|v_i| could overflow
+
+
 def numhvp(
     f: Callable,
     x: Any,
@@ -458,6 +464,13 @@ def numhvp(
     if x.size == 0 or not np.any(vf):
         return np.zeros(x.shape, dtype=dtype)
     vmax = float(np.max(np.abs(vf)))
+    # H v is linear in v: a v so small that h / max|v_i| would overflow is scaled up by a
+    # power of two (exactly) and the product scaled back
+    vexp = 0
+    if np.isfinite(vmax) and vmax < _TINY_DIRECTION:
+        vexp = int(np.frexp(vmax)[1])
+        vf = np.ldexp(vf, -vexp)
+        vmax = float(np.max(np.abs(vf)))
     if h is None:
         c = float(np.finfo(x.dtype).eps) ** (1 / 3 if grad is not None else 1 / 4)
         xmax = float(np.max(np.abs(x))) if np.isfinite(x).all() else 1.0
@@ -479,7 +492,8 @@ def numhvp(
     else:
         gp = numgrad(f, xp, args=args).astype(np.float64)
         gm = numgrad(f, xm, args=args).astype(np.float64)
-    return ((gp - gm) / (2.0 * t)).astype(dtype, copy=False)
+    hv = (gp - gm) / (2.0 * t)
+    return (np.ldexp(hv, vexp) if vexp else hv).astype(dtype, copy=False)
 
 
 # ---------------------------------------------------------------------------

@@ -370,7 +370,7 @@ class MSEObjective:
             what = ("coefficients [w, b] of length" if self.fit_intercept
                     else "weights of shape")
             want = self.n_coef if self.fit_intercept else self.w_shape
-            raise ValueError(f"w has {coef.size} elements but the problem has {what} {want}")
+            raise ValueError(f"coef has {coef.size} elements but the problem has {what} {want}")
         if not self.fit_intercept:
             return coef.reshape(self.w_shape), None
         flat = coef.reshape(-1)
@@ -385,7 +385,8 @@ class MSEObjective:
         sparse = isinstance(self._v.A, _validate.SparseA)
         dtype = _validate.result_dtype(self._v.A.data if sparse else self._v.A, self._v.Y, w)
         if sparse:  # the sparse kernels take W (D, K)
-            v = self._v._replace(W=np.array(w.reshape(D, -1), dtype=np.float64, order="C"), b=b64, dtype=dtype)
+            K = self._v.Y.shape[1]
+            v = self._v._replace(W=np.array(w.reshape(D, K), dtype=np.float64, order="C"), b=b64, dtype=dtype)
         else:
             WT = w.reshape(1, D).astype(np.float64) if w.ndim == 1 else np.array(w.T, dtype=np.float64, order="C")
             v = self._v._replace(WT=WT, b=b64, dtype=dtype)
@@ -431,12 +432,12 @@ class MSEObjective:
         self._split(coef)  # the same checks as the other methods
         P, pb = self._split(p)
         Hp = mse_hessp(self.A, P, sample_weight=self._v.s, alpha=self.alpha, reduction=self.reduction,
-                       backend=self.backend).reshape(P.shape[0], -1)
+                       backend=self.backend).reshape(P.shape[0], self._v.Y.shape[1])
         if pb is None:
             return Hp.reshape(np.shape(p)) if np.ndim(p) == 1 else Hp.reshape(self.w_shape)
         c2 = 2.0 * self._v.scale
         u = self._column_sums()
-        P2 = np.asarray(P, dtype=np.float64).reshape(P.shape[0], -1)
+        P2 = np.asarray(P, dtype=np.float64).reshape(P.shape[0], self._v.Y.shape[1])
         Hp = Hp + c2 * np.outer(u, pb)
         hb = c2 * (u @ P2) + c2 * self._total_weight() * np.asarray(pb, dtype=np.float64)
         return np.concatenate([Hp.reshape(-1), hb])
@@ -550,7 +551,7 @@ def mse_numgrad(
     WT = v.WT  # (K, D) float64
     K, D = WT.shape
     w64 = WT.reshape(D) if len(v.w_shape) == 1 else WT.T  # w's shape, float64 view
-    steps = default_steps(w64, h, method, False)
+    steps = default_steps(w64, h, method, False, xname="w")
     H = steps.reshape(v.w_shape)
     H = H.reshape(1, D) if len(v.w_shape) == 1 else np.ascontiguousarray(H.T)
     if method == "complex":

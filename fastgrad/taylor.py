@@ -59,7 +59,7 @@ def _direction(v: Any, shape: tuple) -> np.ndarray:
     if arr.shape != shape:
         raise ValueError(f"v has shape {arr.shape} but x has shape {shape}; v must have x's shape")
     arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all() or not np.any(arr):
+    if not np.isfinite(arr).all() or (arr.size and not np.any(arr)):
         raise ValueError("v must be finite and not zero")
     return arr
 
@@ -144,7 +144,8 @@ def taylor_test(
     xf = x.astype(np.float64)
     finite = np.isfinite(xf)
     xmax = float(np.max(np.abs(xf[finite]))) if finite.any() else 1.0
-    t0 = FIRST_STEP * max(1.0, xmax) / float(np.max(np.abs(vf)))
+    vmax = float(np.max(np.abs(vf))) if vf.size else 1.0  # (an empty x: nothing moves, the test is vacuous)
+    t0 = FIRST_STEP * max(1.0, xmax) / vmax
     steps = t0 * 2.0 ** -np.arange(N_STEPS)
     errors = np.empty(N_STEPS)
     noise = np.empty(N_STEPS)

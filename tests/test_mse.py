@@ -201,7 +201,7 @@ def test_objective_with_scipy_minimize_reaches_lstsq(backend, K, rng):
     assert obj.grad(wf).shape == wf.shape
     assert obj(wf) == obj.loss(wf)
     assert obj.grad(wf.reshape(obj.w_shape)).shape == obj.w_shape
-    with pytest.raises(ValueError, match="w has 5 elements but the problem has weights of shape"):
+    with pytest.raises(ValueError, match="coef has 5 elements but the problem has weights of shape"):
         obj.loss(np.zeros(5))
 
 

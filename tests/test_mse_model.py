@@ -217,7 +217,7 @@ def test_objective_fit_intercept_with_scipy(backend, K, rng):
     assert obj.loss(coef) == pytest.approx(loss, rel=1e-14)
     np.testing.assert_allclose(obj.grad(coef), np.concatenate([gw.ravel(), gb]), rtol=1e-13)
     assert obj(coef) == obj.loss(coef)
-    with pytest.raises(ValueError, match=f"w has 3 elements but the problem has coefficients \\[w, b\\] "
+    with pytest.raises(ValueError, match=f"coef has 3 elements but the problem has coefficients \\[w, b\\] "
                                          f"of length {obj.n_coef}"):
         obj.loss(np.zeros(3))
     assert "fit_intercept=True" in repr(obj)

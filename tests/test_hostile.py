@@ -1,0 +1,178 @@
+"""Hostile inputs that once gave wrong answers or unhelpful errors (found by an adversarial probe).
+
+Each test names the input; the expected values are worked out here with numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from conftest import BACKENDS
+
+import fastgrad
+
+A2 = np.array([[1.0, 2.0], [3.0, 4.0]])
+Y2 = np.array([1.0, 2.0])
+
+
+# ---------------------------------------------------------------------------
+# Subnormal sample weights: the weighted mean does not depend on the weights' scale
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fmt", ["dense", "csr", "csc"])
+def test_subnormal_sample_weights_give_the_weighted_mean(backend, fmt):
+    A = A2 if fmt == "dense" else getattr(sp, f"{fmt}_array")(A2)
+    s_tiny = np.array([1e-310, 3e-310])  # their sum's reciprocal overflows float64
+    s_norm = np.array([1.0, 3.0])
+    w, v = np.array([0.5, -0.25]), np.array([1.0, 1.0])
+    loss_t, g_t = fastgrad.mse_loss_and_grad(A, Y2, w, sample_weight=s_tiny, backend=backend)
+    loss_n, g_n = fastgrad.mse_loss_and_grad(A, Y2, w, sample_weight=s_norm, backend=backend)
+    assert np.isfinite(loss_t) and loss_t == pytest.approx(loss_n, rel=1e-12)
+    np.testing.assert_allclose(g_t, g_n, rtol=1e-12)
+    _, (gw, gb) = fastgrad.mse_loss_and_grad(A, Y2, w, sample_weight=s_tiny, intercept=0.5, backend=backend)
+    _, (gw_n, gb_n) = fastgrad.mse_loss_and_grad(A, Y2, w, sample_weight=s_norm, intercept=0.5, backend=backend)
+    np.testing.assert_allclose(gw, gw_n, rtol=1e-12)
+    assert gb == pytest.approx(gb_n, rel=1e-12)
+    np.testing.assert_allclose(fastgrad.mse_hessp(A, v, sample_weight=s_tiny, backend=backend),
+                               fastgrad.mse_hessp(A, v, sample_weight=s_norm, backend=backend), rtol=1e-12)
+    np.testing.assert_allclose(fastgrad.mse_hessian(A, sample_weight=s_tiny),
+                               fastgrad.mse_hessian(A, sample_weight=s_norm), rtol=1e-12)
+    # the sum: tiny weights, a tiny (finite, correct) loss
+    assert fastgrad.mse_loss(A, Y2, w, sample_weight=s_tiny, reduction="sum", backend=backend) == pytest.approx(
+        1e-310 * fastgrad.mse_loss(A, Y2, w, sample_weight=s_norm, reduction="sum", backend=backend), rel=1e-9)
+
+
+def test_subnormal_sample_weights_objective_and_dask():
+    s_tiny, s_norm = np.array([1e-310, 3e-310]), np.array([1.0, 3.0])
+    c = np.array([0.5, -0.25, 0.1])
+    o_t = fastgrad.MSEObjective(A2, Y2, sample_weight=s_tiny, fit_intercept=True)
+    o_n = fastgrad.MSEObjective(A2, Y2, sample_weight=s_norm, fit_intercept=True)
+    for method in ("loss", "grad", "hess"):
+        np.testing.assert_allclose(getattr(o_t, method)(c), getattr(o_n, method)(c), rtol=1e-12)
+    np.testing.assert_allclose(o_t.hessp(c, np.ones(3)), o_n.hessp(c, np.ones(3)), rtol=1e-12)
+    da = pytest.importorskip("dask.array")
+    import fastgrad.dask as fgd
+
+    loss, g = fgd.mse_loss_and_grad(da.from_array(A2, chunks=(1, 2)), Y2, c[:2], sample_weight=s_tiny)
+    loss_n, g_n = fastgrad.mse_loss_and_grad(A2, Y2, c[:2], sample_weight=s_norm)
+    assert loss == pytest.approx(loss_n, rel=1e-12)
+    np.testing.assert_allclose(g, g_n, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# MSEObjective with no columns (D = 0): only the intercept, or nothing, to fit
+
+
+@pytest.mark.parametrize("fmt", ["dense", "csr", "csc"])
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_objective_with_no_columns(fmt, fit_intercept):
+    y = np.arange(4.0)
+    A = np.zeros((4, 0)) if fmt == "dense" else getattr(sp, f"{fmt}_matrix")((4, 0))
+    obj = fastgrad.MSEObjective(A, y, fit_intercept=fit_intercept)
+    c = np.array([0.5]) if fit_intercept else np.zeros(0)
+    b = c[0] if fit_intercept else 0.0
+    loss, g = obj.loss_and_grad(c)
+    assert loss == pytest.approx(np.mean((y - b) ** 2))
+    assert obj.loss(c) == loss
+    want_g = [-2.0 * np.mean(y - b)] if fit_intercept else []
+    np.testing.assert_allclose(g, want_g)
+    np.testing.assert_allclose(obj.grad(c), want_g)
+    want_h = np.full((1, 1), 2.0) if fit_intercept else np.zeros((0, 0))
+    np.testing.assert_allclose(obj.hess(c), want_h)
+    np.testing.assert_allclose(obj.hessp(c, np.ones(c.size)), want_h @ np.ones(c.size))
+
+
+# ---------------------------------------------------------------------------
+# Second derivatives: NaN/Inf in x propagate; a tiny direction v
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_second_derivatives_of_an_x_with_nan_or_inf_propagate(bad):
+    f = lambda x: float(np.sum(x ** 2))  # noqa: E731
+    x = np.array([bad, 1.0])
+    with np.errstate(invalid="ignore", over="ignore"):
+        H = fastgrad.numhess(f, x)
+        H2, err = fastgrad.numhess(f, x, full_output=True)
+        d = fastgrad.numhess_diag(f, x)
+    assert H.shape == (2, 2) and np.isnan(H).all() and np.isnan(H2).all()
+    assert np.isnan(d).all()
+    with pytest.raises(fastgrad.GradientMismatchError):  # a NaN Hessian never passes the check
+        with np.errstate(invalid="ignore", over="ignore"):
+            fastgrad.hesscheck(f, lambda x: 2.0 * np.eye(2), x)
+
+
+@pytest.mark.parametrize("scale", [1e-315, 1e-310, 1e-300, 1.0, 1e300])
+@pytest.mark.parametrize("with_grad", [False, True])
+def test_numhvp_of_a_tiny_or_huge_direction(scale, with_grad):
+    A = np.array([[2.0, 1.0], [1.0, 3.0]])
+    f = lambda x: 0.5 * x @ A @ x  # noqa: E731
+    x, v = np.array([0.5, -1.0]), np.array([1.0, -0.5]) * scale
+    kw = {"grad": lambda x: A @ x} if with_grad else {}
+    hv = fastgrad.numhvp(f, x, v, **kw)
+    np.testing.assert_allclose(hv, A @ v, rtol=1e-6 if with_grad else 1e-4, atol=0)
+
+
+def test_numhvp_unchanged_for_ordinary_directions():
+    # the rescaling of tiny directions leaves every other call as it was, bit for bit
+    A = np.array([[2.0, 1.0], [1.0, 3.0]])
+    f = lambda x: 0.5 * x @ A @ x  # noqa: E731
+    x, v = np.array([0.5, -1.0]), np.array([0.3, 0.7])
+    t = float(np.finfo(np.float64).eps) ** 0.25 * 1.0 / 0.7
+    gp = fastgrad.numgrad(f, x + t * v)
+    gm = fastgrad.numgrad(f, x - t * v)
+    np.testing.assert_array_equal(fastgrad.numhvp(f, x, v), (gp - gm) / (2.0 * t))
+
+
+# ---------------------------------------------------------------------------
+# pandas nullable dtypes; empty x; group labels with gaps; messages naming the argument
+
+
+def test_dataframe_of_nullable_dtypes_reads_as_floats():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0]}).astype("Float64")
+    plain = frame.to_numpy(dtype=np.float64)
+    w = np.array([0.5, -1.0])
+    assert fastgrad.mse_loss(frame, np.ones(3), w) == fastgrad.mse_loss(plain, np.ones(3), w)
+    ints = pd.DataFrame({"a": [1, 2, 3], "b": [True, False, True]}).astype({"a": "Int64", "b": "boolean"})
+    np.testing.assert_array_equal(fastgrad.mse_grad(ints, np.ones(3), w),
+                                  fastgrad.mse_grad(np.array([[1.0, 1.0], [2.0, 0.0], [3.0, 1.0]]), np.ones(3), w))
+    missing = pd.DataFrame({"a": [1.0, None, 3.0]}).astype("Float64")  # pd.NA reads as NaN
+    assert np.isnan(fastgrad.mse_loss(missing, np.ones(3), np.ones(1)))
+    with pytest.raises(TypeError, match="A has dtype object"):
+        fastgrad.mse_loss(pd.DataFrame({"a": ["x", "y", "z"]}), np.ones(3), np.ones(1))
+
+
+def test_taylor_test_of_an_empty_x_is_vacuous():
+    r = fastgrad.taylor_test(lambda x: 1.0, lambda x: x, np.zeros(0))
+    assert r.ok and np.all(r.errors == 0.0)
+    assert fastgrad.taylor_test(lambda x: 1.0, lambda x: x, np.zeros(0), v=np.zeros(0)).ok
+
+
+def test_numjac_group_labels_with_gaps():
+    F = lambda x: np.array([x[0] ** 2, 3.0 * x[1], np.sin(x[2]), x[0] * x[3]])  # noqa: E731
+    S = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [1, 0, 0, 1]])
+    x = np.array([1.0, 2.0, 0.5, -1.0])
+    calls = []
+
+    def counted(z):
+        calls.append(1)
+        return F(z)
+
+    J = fastgrad.numjac(counted, x, sparsity=(S, np.array([0, 5, 10**12, 5]))).toarray()
+    n_gapped = len(calls)
+    calls.clear()
+    J2 = fastgrad.numjac(counted, x, sparsity=(S, np.array([0, 1, 2, 1]))).toarray()
+    np.testing.assert_array_equal(J, J2)
+    assert n_gapped == len(calls)  # the same three groups evaluated, no empty ones
+    want = np.array([[2.0, 0, 0, 0], [0, 3.0, 0, 0], [0, 0, np.cos(0.5), 0], [-1.0, 0, 0, 1.0]])
+    np.testing.assert_allclose(J, want, rtol=1e-6, atol=1e-9)
+
+
+def test_mse_numgrad_step_errors_name_w():
+    A, y, w = np.ones((4, 3)), np.ones((4, 2)), np.ones((3, 2))
+    with pytest.raises(ValueError, match=r"h has shape \(3,\) but w has shape \(3, 2\)"):
+        fastgrad.mse_numgrad(A, y, w, h=np.ones(3))
+    with pytest.raises(ValueError, match=r"vanishes at w\[0, 0\]"):
+        fastgrad.mse_numgrad(A, y, w, h=1e-30, method="forward")
