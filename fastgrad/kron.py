@@ -246,7 +246,10 @@ def jacobian_Wx(x: Any, n: int, *, order: str = "F", format: str = "dense",
         ``'dense'``: ndarray (n, n m), each element written once, no identity
         built; ``'csr'``: ``scipy.sparse.csr_array`` holding only the structural
         nonzeros (n · nnz(x) entries, n m for a dense x), built directly;
-        ``'operator'``: a :class:`KronOperator` (never formed).
+        ``'operator'``: a :class:`KronOperator` (never formed).  The entries off
+        the identity's support are exact zeros in 'dense' and 'csr' (W_ab does
+        not enter f_i for a != i), even where x holds NaN or Inf; the operator's
+        ``todense()`` multiplies them out, so NaN x 0 is NaN there.
     backend : {'numba', 'cython', 'numpy'}, optional
 
     Returns
@@ -324,7 +327,10 @@ def jacobian_AXB(A: Any, B: Any, *, order: str = "F", format: str = "dense",
     format : {'dense', 'csr', 'operator'}
         ``'csr'`` stores only the structural nonzeros (nnz(A) · nnz(B) entries),
         built directly from the factors; ``'operator'`` returns a
-        :class:`KronOperator`.
+        :class:`KronOperator`.  'dense' multiplies every pair of entries, as
+        ``np.kron`` does, so a NaN or Inf in one factor makes NaN against the
+        other's zeros; 'csr' forms only the products of stored entries, so those
+        stay structural zeros.
     backend : {'numba', 'cython', 'numpy'}, optional
 
     Returns
