@@ -43,6 +43,7 @@ __all__ = [
     "check_alpha",
     "check_sample_weight_shape",
     "check_sample_weight_values",
+    "check_flag",
     "mean_weights",
     "check_intercept_shape",
     "SparseA",
@@ -280,7 +281,7 @@ def is_plain_vector_problem(A: Any, y: Any, w: Any, reduction: str, check_finite
     """
     if (
         type(A) is np.ndarray and type(y) is np.ndarray and type(w) is np.ndarray
-        and reduction == "mean" and not check_finite_
+        and reduction == "mean" and check_finite_ is False
         and A.dtype is _F64 and y.dtype is _F64 and w.dtype is _F64
         and A.ndim == 2 and y.ndim == 1 and w.ndim == 1
         and A.flags.c_contiguous and y.flags.c_contiguous and w.flags.c_contiguous
@@ -310,7 +311,7 @@ def mse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: bool = Fal
         check_sample_weight_shape(s, N, A.shape)
     if b is not None:
         check_intercept_shape(b, K, w.shape)
-    if check_finite_:
+    if check_flag(check_finite_, "check_finite"):
         check_finite(A=A, y=y, w=w, sample_weight=s, intercept=b)
     total = 0.0
     if s is not None:
@@ -390,6 +391,14 @@ def mean_weights(s: np.ndarray, total: float) -> tuple[np.ndarray, float]:
         return s, total
     s = np.ldexp(np.asarray(s, dtype=np.float64), -int(np.frexp(np.max(s))[1]))  # the largest in [0.5, 1)
     return s, float(np.sum(s))
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` as a bool; ``TypeError`` naming ``name`` unless it is True or False (a string
+    such as 'no' would otherwise read as True)."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_intercept_shape(b: Any, K: int, w_shape: tuple[int, ...]) -> None:
@@ -497,7 +506,7 @@ def dense_inputs(X: Any, W: Any, b: Any = None, dZ: Any = None, *, check_finite_
             raise ValueError(f"dZ has shape {dZ.shape} but Z = X W has shape {want} "
                              f"(X {X.shape}, W {W.shape})")
         arrays.append(dZ)
-    if check_finite_:
+    if check_flag(check_finite_, "check_finite"):
         check_finite(X=X, W=W, b=b if need_b else None, dZ=dZ if need_dZ else None)
     dtype = result_dtype(*arrays)
     arrays = _nn_cast(dtype, *arrays)
@@ -581,7 +590,7 @@ def mlp2_inputs(X: Any, Y: Any, W1: Any, b1: Any, W2: Any, b2: Any, activation: 
             raise ValueError(f"{what} has shape {Yv.shape} but the network's output (logits) has shape "
                              f"{(N, C)} (X {X.shape}, W2 {W2.shape})")
         floats = [X, W1, b1, W2, b2, Yv]
-    if check_finite_:
+    if check_flag(check_finite_, "check_finite"):
         check_finite(X=X, W1=W1, b1=b1, W2=W2, b2=b2, Y=None if labels else Yv)
     dtype = result_dtype(*floats)
     X, W1, b1, W2, b2 = (np.ascontiguousarray(a, dtype=dtype) for a in (X, W1, b1, W2, b2))
@@ -705,7 +714,7 @@ def _weights_and_scale(sample_weight: Any, N: int, K: int, a_shape: tuple[int, .
         return None, (1.0 / (N * K) if reduction == "mean" else 1.0)
     s = as_real(sample_weight, "sample_weight")
     check_sample_weight_shape(s, N, a_shape)
-    if check_finite_:
+    if check_flag(check_finite_, "check_finite"):
         check_finite(sample_weight=s)
     total = check_sample_weight_values(s, reduction)
     if reduction == "mean":
@@ -768,7 +777,7 @@ def mse_hessp_inputs(A: Any, v: Any, sample_weight: Any, alpha: Any, reduction: 
     if K == 0 and reduction == "mean":
         raise ValueError(f"v has 0 columns (shape {v.shape}): the mean over zero outputs is undefined")
     alpha = check_alpha(alpha)
-    if check_finite_:
+    if check_flag(check_finite_, "check_finite"):
         check_finite(A=A.data if isinstance(A, SparseA) else A, v=v)
     s, scale = _weights_and_scale(sample_weight, N, K, A.shape, reduction, check_finite_)
     a_dtype = A.data.dtype if isinstance(A, SparseA) else A.dtype
@@ -789,7 +798,7 @@ def mse_hessian_inputs(A: Any, sample_weight: Any, alpha: Any, reduction: str,
     N = Av.shape[0]
     _no_rows(Av.shape, reduction)
     alpha = check_alpha(alpha)
-    if check_finite_:
+    if check_flag(check_finite_, "check_finite"):
         check_finite(A=Av.data if sparse else Av)
     s, scale = _weights_and_scale(sample_weight, N, 1, Av.shape, reduction, check_finite_)
     a_dtype = Av.data.dtype if sparse else Av.dtype
@@ -830,7 +839,7 @@ def mse_sparse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: boo
     b = None if intercept is None else as_real(intercept, "intercept")
     if b is not None:
         check_intercept_shape(b, K, w.shape)
-    if check_finite_:
+    if check_flag(check_finite_, "check_finite"):
         check_finite(A=Asp.data, y=y, w=w, intercept=b)
     s, scale = _weights_and_scale(sample_weight, N, K, A.shape, reduction, check_finite_)
     floats = [Asp.data, y, w] + [np.asarray(x) for x in (sample_weight, typed_or_none(intercept, b))

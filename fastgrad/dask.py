@@ -181,7 +181,7 @@ def _run(A: Any, y: Any, w: Any, reduction: str, out: np.ndarray | None, check_f
         _validate.check_sample_weight_shape(s, N, A.shape)
     if b is not None:
         _validate.check_intercept_shape(b, K, w.shape)
-    if check_finite:
+    if _validate.check_flag(check_finite, "check_finite"):
         _validate.check_finite(w=w, sample_weight=s, intercept=b)
     total_weight = None if s is None else _validate.check_sample_weight_values(s, reduction)
     if s is not None and reduction == "mean":

@@ -289,7 +289,7 @@ def numhess(
     """
     _validate.check_choice(method, "method", ("central", "adaptive"))
     x = _own_copy(x)
-    full = bool(full_output)
+    full = _validate.check_flag(full_output, "full_output")
     args = _as_args(args)
     if method == "adaptive":
         probed: list = []  # f(x) evaluated once, at the first step (after the steps are validated)
@@ -359,7 +359,7 @@ def numhess_diag(
     """
     x = _own_copy(x)
     args = _as_args(args)
-    full = bool(full_output)
+    full = _validate.check_flag(full_output, "full_output")
     n = x.size
     out = np.empty(n)
     err = np.zeros(n if full else 0)

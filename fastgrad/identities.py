@@ -49,7 +49,7 @@ def _layout(layout: str) -> str:
 def _square(X: Any, name: str, check_finite: bool = False) -> np.ndarray:
     Xa = _validate.as_matrix(X, name)
     _validate.check_square(Xa, name)
-    if check_finite:
+    if _validate.check_flag(check_finite, "check_finite"):
         _validate.check_finite(**{name: Xa})
     return Xa
 
@@ -95,6 +95,7 @@ def grad_logdet(X: Any, *, signed: bool = False, layout: str = "gradient", check
     [[0.5, 0.0], [-0.125, 0.25]]
     """
     _layout(layout)
+    signed = _validate.check_flag(signed, "signed")
     Xa = _square(X, "X", check_finite)
     X64 = Xa.astype(np.float64, copy=False)
     sign, _ = np.linalg.slogdet(X64)
@@ -175,7 +176,7 @@ def grad_trace_AXB(A: Any, B: Any, *, layout: str = "gradient", check_finite: bo
     _layout(layout)
     Aa = _validate.as_matrix(A, "A")
     Ba = _validate.as_matrix(B, "B")
-    if check_finite:
+    if _validate.check_flag(check_finite, "check_finite"):
         _validate.check_finite(A=Aa, B=Ba)
     if Aa.shape[0] != Ba.shape[1]:
         raise ValueError(f"A has {Aa.shape[0]} rows but B has {Ba.shape[1]} columns, so A X B is not "
@@ -217,7 +218,7 @@ def grad_sq_norm_affine(W: Any, x: Any, b: Any, *, layout: str = "gradient",
     ba = _validate.as_real(b, "b")
     _validate.check_ndim(xa, "x", (1,), "1-D (m,)")
     _validate.check_ndim(ba, "b", (1,), "1-D (n,)")
-    if check_finite:
+    if _validate.check_flag(check_finite, "check_finite"):
         _validate.check_finite(W=Wa, x=xa, b=ba)
     if Wa.shape[1] != xa.shape[0]:
         raise ValueError(f"W has {Wa.shape[1]} columns but x has {xa.shape[0]} elements "
@@ -253,7 +254,7 @@ def dinv(X: Any, dX: Any, *, check_finite: bool = False) -> np.ndarray:
     """
     Xa = _square(X, "X")
     dXa = _validate.as_matrix(dX, "dX")
-    if check_finite:
+    if _validate.check_flag(check_finite, "check_finite"):
         _validate.check_finite(X=Xa, dX=dXa)
     if dXa.shape != Xa.shape:
         raise ValueError(f"dX has shape {dXa.shape} but X has shape {Xa.shape}")

@@ -112,7 +112,7 @@ def kron(A: Any, B: Any, *, out: np.ndarray | None = None, check_finite: bool = 
     True
     """
     a2, b2, shape, dtype = _kron_operands(A, B)
-    if check_finite:
+    if _validate.check_flag(check_finite, "check_finite"):
         _validate.check_finite(A=a2, B=b2)
     k = _config.kernels("kron", backend)
     if out is None:
@@ -409,6 +409,7 @@ def matmul_jacobian(*mats: Any, wrt: int, flatten: bool = False, order: str = "F
     _validate.check_choice(order, "order", ORDERS)
     if not mats:
         raise ValueError("matmul_jacobian needs at least one matrix")
+    flatten = _validate.check_flag(flatten, "flatten")
     names = [f"mats[{t}]" for t in range(len(mats))]
     Ms = [_validate.as_matrix(M, nm) for M, nm in zip(mats, names, strict=True)]
     _validate.check_chain(Ms, names)

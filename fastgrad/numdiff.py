@@ -512,14 +512,14 @@ def numgrad(
     """
     method = check_method(method, adaptive=True)
     x = _own_copy(x)
-    if check_finite:
+    if _validate.check_flag(check_finite, "check_finite"):
         _validate.check_finite(x=x)
     args = _as_args(args)
     workers = _validate.check_workers(workers)
     vectorized = bool(vectorized)
     if chunk_size is not None:
         chunk_size = _validate.check_positive_int(chunk_size, "chunk_size")
-    full = bool(full_output)
+    full = _validate.check_flag(full_output, "full_output")
     if method == "adaptive":
         return _adaptive.numgrad(f, x, args, h, full, parallel=parallel, workers=workers,
                                  vectorized=vectorized, chunk_size=chunk_size)
@@ -706,8 +706,9 @@ def numjac(
     """
     method = check_method(method, adaptive=True)
     _validate.check_choice(order, "order", ("C", "F"))
+    flatten = _validate.check_flag(flatten, "flatten")
     x = _own_copy(x)
-    if check_finite:
+    if _validate.check_flag(check_finite, "check_finite"):
         _validate.check_finite(x=x)
     args = _as_args(args)
     workers = _validate.check_workers(workers)

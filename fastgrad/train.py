@@ -162,6 +162,7 @@ def fit_linear(
                              f"of shape {w_shape}")
         w = np.array(w0_, dtype=_validate.result_dtype(A_, y_, w0_))  # a private copy
     _validate.mse_inputs(A_, y_, w, "mean", check_finite)  # every shape rule, before any work
+    progress = _validate.check_flag(progress, "progress")
     A_, y_ = _validate.as_contiguous(A_), _validate.as_contiguous(y_)
 
     if grad == "central":

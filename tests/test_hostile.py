@@ -176,3 +176,30 @@ def test_mse_numgrad_step_errors_name_w():
         fastgrad.mse_numgrad(A, y, w, h=np.ones(3))
     with pytest.raises(ValueError, match=r"vanishes at w\[0, 0\]"):
         fastgrad.mse_numgrad(A, y, w, h=1e-30, method="forward")
+
+
+FLAG_CALLS = {
+    "mse_grad check_finite": lambda v: fastgrad.mse_grad(np.ones((3, 2)), np.ones(3), np.ones(2), check_finite=v),
+    "mse_hessp check_finite": lambda v: fastgrad.mse_hessp(np.ones((3, 2)), np.ones(2), check_finite=v),
+    "kron check_finite": lambda v: fastgrad.kron(np.eye(2), np.eye(2), check_finite=v),
+    "grad_logdet signed": lambda v: fastgrad.grad_logdet(np.eye(2), signed=v),
+    "grad_det check_finite": lambda v: fastgrad.grad_det(np.eye(2), check_finite=v),
+    "numgrad full_output": lambda v: fastgrad.numgrad(np.sum, np.ones(2), full_output=v),
+    "numgrad check_finite": lambda v: fastgrad.numgrad(np.sum, np.ones(2), check_finite=v),
+    "numjac flatten": lambda v: fastgrad.numjac(lambda x: x, np.ones(2), flatten=v),
+    "numhess full_output": lambda v: fastgrad.numhess(np.sum, np.ones(2), full_output=v),
+    "matmul_jacobian flatten": lambda v: fastgrad.matmul_jacobian(np.eye(2), np.eye(2), wrt=0, flatten=v),
+    "fit_linear progress": lambda v: fastgrad.fit_linear(np.ones((3, 2)), np.ones(3), epochs=1, progress=v),
+    "dense_forward check_finite": lambda v: fastgrad.dense_forward(np.ones((2, 2)), np.ones((2, 2)), np.ones(2),
+                                                                   check_finite=v),
+}
+
+
+@pytest.mark.parametrize("call", list(FLAG_CALLS), ids=list(FLAG_CALLS))
+def test_flags_must_be_true_or_false(call):
+    # a string such as 'no' would read as True: refused, naming the flag
+    flag = call.split()[1]
+    with pytest.raises(TypeError, match=f"{flag} must be True or False, got 'no'"):
+        FLAG_CALLS[call]("no")
+    FLAG_CALLS[call](False)
+    FLAG_CALLS[call](np.bool_(False))
