@@ -222,7 +222,10 @@ def mlp2_loss_and_grad(
     ``-(1/N) sum_ik y_ik log softmax(z_i)_k`` (``nn.CrossEntropyLoss()``, with
     class-index targets or one-hot / probability targets), computed by a stable
     log-sum-exp.  The gradient is ``(softmax(z_i) sum_k y_ik - y_i)/N``, which is
-    ``(softmax(z_i) - onehot(y_i))/N`` for labels.
+    ``(softmax(z_i) - onehot(y_i))/N`` for labels.  Non-finite values propagate
+    the same way on every backend: a row whose softmax is NaN (a +inf or NaN
+    logit, or NaN in its targets) gives NaN in every gradient entry that row
+    contributes to, and relu's ``o sigma'`` is a product (NaN or Inf times 0 is NaN).
 
     The four matrix products of the backward pass and the two of the forward
     pass go to BLAS; the compiled kernels fuse the bias add with the activation,

@@ -161,7 +161,12 @@ def nn_loss(Z: np.ndarray, Y: np.ndarray, loss: str, labels: bool) -> tuple[floa
     else:
         # classes with zero target weight do not enter the sum (0 * log 0 is 0 here)
         loss_val = float(-np.sum(np.where(T != 0, T * logp, 0.0)) / N)
-    return loss_val, (np.exp(logp) * T.sum(axis=1, keepdims=True) - T) / N
+    P = np.exp(logp)
+    dZ = (P * T.sum(axis=1, keepdims=True) - T) / N
+    # a row whose softmax is NaN (a +inf or NaN logit) is NaN in every entry, as the compiled
+    # kernels give it (their 1 / sum_k e_ik is NaN for the whole row)
+    dZ[np.isnan(P).any(axis=1)] = np.nan
+    return loss_val, dZ
 
 
 def mlp2_loss_grad(X, Y, W1, b1, W2, b2, activation: str, loss: str, labels: bool):

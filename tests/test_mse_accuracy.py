@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.optimize
-from conftest import COMPILED
+from conftest import BACKENDS, COMPILED
 
 import fastgrad
 
@@ -141,3 +141,30 @@ def test_cg_precision_loss_no_more_often_than_numpy():
     for backend in COMPILED:
         count = _precision_loss_exits(lambda A, y, b=backend: fastgrad.MSEObjective(A, y, backend=b).loss_and_grad)
         assert count <= reference, (backend, count, reference)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("K", [0, 3])
+@pytest.mark.parametrize("N", [2, 3000])
+def test_overflowing_or_infinite_residual_gives_inf_not_nan(backend, layout, K, N):
+    """A residual whose square overflows (or that is Inf) makes the compensated sums' running total
+    Inf; its error term is then NaN (Inf - Inf), and the finished sum must be the total, Inf, as
+    numpy's plain sum gives it, not NaN: the loss, the gradient and the intercept's gradient."""
+    A = np.zeros((N, 2))
+    A[:, 0] = 1.0
+    A[:, 1] = np.linspace(0.5, 1.5, N)
+    A = {"C": A, "F": np.asfortranarray(A), "strided": np.repeat(A, 2, axis=1)[:, ::2]}[layout]
+    w = np.zeros((2, K) if K else 2)
+    for big in (1e160, np.inf):
+        y = np.ones((N, K) if K else N)
+        y[N // 2] = big  # in a middle row block and chunk for N = 3000
+        for kw in ({}, {"intercept": np.full(K, 0.5) if K else 0.5, "sample_weight": np.full(N, 2.0)}):
+            with np.errstate(over="ignore", invalid="ignore"):
+                got = fastgrad.mse_loss_and_grad(A, y, w, backend=backend, **kw)
+                want = fastgrad.mse_loss_and_grad(np.ascontiguousarray(A), y, w, backend="numpy", **kw)
+                loss = fastgrad.mse_loss(A, y, w, backend=backend, **kw)
+            assert loss == np.inf and got[0] == np.inf and want[0] == np.inf
+            for g, r in zip(got[1] if kw else (got[1],), want[1] if kw else (want[1],), strict=True):
+                assert not np.isnan(g).any(), g
+                np.testing.assert_allclose(g, r, rtol=1e-12)  # -inf / the finite sums where numpy has them

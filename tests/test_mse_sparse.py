@@ -91,6 +91,32 @@ def test_empty_rows_and_columns_and_the_scipy_expression(backend, fmt, rng):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("D", [0, 3])
+@pytest.mark.parametrize("K", [0, 2])
+def test_no_columns_or_no_entries_still_give_the_loss_of_y_minus_b(backend, fmt, D, K, rng):
+    """D = 0 or an A with no stored entries: r = y - b, so the loss and the intercept's gradient are not 0."""
+    N = 37
+    A = scipy.sparse.csr_array((N, D)).asformat(fmt)
+    y = rng.standard_normal((N, K) if K else N) + 1.0
+    w = rng.standard_normal((D, K) if K else D)
+    s = rng.uniform(0.5, 2.0, N)
+    b = rng.standard_normal(K) if K else 0.7
+    for kw in ({}, {"intercept": b}, {"intercept": b, "sample_weight": s, "reduction": "sum"}):
+        got = fastgrad.mse_loss_and_grad(A, y, w, backend=backend, **kw)
+        want = fastgrad.mse_loss_and_grad(A.toarray(), y, w, backend="numpy", **kw)
+        loss, grads = got[0], got[1] if "intercept" in kw else (got[1], None)
+        rloss, rgrads = want[0], want[1] if "intercept" in kw else (want[1], None)
+        assert rloss > 0.0
+        assert loss == pytest.approx(rloss, rel=1e-12)
+        np.testing.assert_allclose(grads[0], rgrads[0], rtol=1e-12, atol=1e-15)
+        if grads[1] is not None:
+            np.testing.assert_allclose(grads[1], rgrads[1], rtol=1e-12)
+        assert fastgrad.mse_loss(A, y, w, backend=backend, **kw) == pytest.approx(rloss, rel=1e-12)
+    np.testing.assert_allclose(fastgrad.mse_hessp(A, w, alpha=0.5, backend=backend), 1.0 * w, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
 def test_unsorted_indices_duplicates_and_explicit_zeros_are_the_matrix_they_describe(backend, fmt, rng):
     # row/column 0: entries (0, 2) = 1 and (0, 2) = 2 (duplicates add), (0, 0) = 0 explicit, unsorted
     indptr = np.array([0, 3, 5, 5])

@@ -403,6 +403,81 @@ def test_mlp2_nan_propagates(backend, rng):
         fastgrad.mlp2_loss_and_grad(X, y, W1, b1, W2, b2, check_finite=True, backend=backend)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "mse"])
+@pytest.mark.parametrize("case", ["inf_b2", "nan_x", "nan_y"])
+def test_mlp2_relu_mask_keeps_nan(backend, dtype, loss, case):
+    """relu's ``o sigma'`` is a product: a NaN upstream gradient stays NaN where z <= 0 (NaN * 0)."""
+    X, y = np.ones((2, 2)), np.array([0, 1])
+    W1, b1, W2, b2 = -np.eye(2), np.zeros(2), np.eye(2), np.zeros(2)  # z1 = -1 <= 0 everywhere
+    Y = np.eye(2)[y] if loss == "mse" else y
+    if case == "inf_b2":
+        b2 = np.array([np.inf, 0.0])
+    elif case == "nan_x":
+        X = np.array([[1.0, 1.0], [np.nan, 1.0]])
+    else:
+        Y = np.array([[1.0, 0.0], [np.nan, 1.0]])  # one-hot targets with a NaN
+    args = [np.asarray(a, dtype) for a in (X, Y, W1, b1, W2, b2)]
+    if args[1].ndim == 1:
+        args[1] = y
+    with np.errstate(invalid="ignore"):
+        val, (dW1, db1, dW2, db2) = fastgrad.mlp2_loss_and_grad(*args, activation="relu", loss=loss,
+                                                                backend=backend)
+        rval, rgrads = reference.mlp2_loss_grad(*args, "relu", loss, args[1].ndim == 1)
+    assert not np.isfinite(val)
+    assert np.isnan(dW1).all() and np.isnan(db1).all(), (dW1, db1)
+    for got, ref in zip((dW1, db1, dW2, db2), rgrads, strict=True):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_backward_pass_multiplies_by_the_mask(backend, dtype):
+    """The protocol's activation_backward for relu is ``dA * [A > 0]`` in IEEE arithmetic."""
+    A = np.array([[1.0, 0.0, 0.0, np.nan, -0.0, 2.0], [0.0, 0.0, 3.0, 0.0, np.nan, 0.0]], dtype)
+    dA = np.array([[np.nan, np.nan, np.inf, 1.0, -np.inf, -2.0], [-1.0, 5.0, np.nan, np.nan, 2.0, 0.5]], dtype)
+    got, db = dA.copy(), np.empty(6, dtype)
+    with np.errstate(invalid="ignore"):
+        want = dA.astype(np.float64) * (A > 0)
+        _config.kernels("nn", backend).activation_backward(got, A, _config.ACTIVATION_CODES["relu"], db, 1)
+    np.testing.assert_array_equal(got, want.astype(dtype))  # NaN where want is NaN, 0 where it is 0
+    np.testing.assert_array_equal(db, want.sum(axis=0).astype(dtype))
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+@pytest.mark.parametrize("targets", ["labels", "one-hot"])
+def test_mlp2_inf_logit_row_is_nan_in_every_gradient(backend, act, targets):
+    """A row whose softmax is NaN (+inf logit) gives NaN in every gradient entry, on every backend."""
+    X, y = np.ones((2, 2)), np.array([0, 1])
+    W1, b1, W2, b2 = -np.eye(2), np.zeros(2), np.eye(2), np.array([np.inf, 0.0])
+    Y = y if targets == "labels" else np.eye(2)[y]
+    with np.errstate(invalid="ignore", over="ignore"):
+        val, grads = fastgrad.mlp2_loss_and_grad(X, Y, W1, b1, W2, b2, activation=act, backend=backend)
+    assert np.isnan(val)
+    for g in grads:
+        assert np.isnan(g).all(), grads
+
+
+@pytest.mark.parametrize("kind", ["labels", "targets"])
+def test_loss_pass_nan_softmax_row_is_nan(backend, kind):
+    """The cross-entropy passes: a row with a +inf or NaN logit is NaN in every entry of dL/dZ;
+    the other rows are those of the finite rows alone."""
+    Z = np.array([[0.5, np.inf, -1.0], [0.1, 0.2, 0.3], [np.nan, 1.0, 2.0], [2.0, -1.0, 0.0]])
+    b = np.zeros(3)
+    y = np.array([0, 1, 2, 0], dtype=np.intp)
+    T = np.eye(3)[y]
+    k = _config.kernels("nn", backend)
+    out, db = Z.copy(), np.empty(3)
+    with np.errstate(invalid="ignore"):
+        if kind == "labels":
+            val = k.loss_labels(out, b, y, 0.25, db, 1)
+        else:
+            val = k.loss_targets(out, b, T, _config.LOSS_CODES["softmax_cross_entropy"], 0.25, db, 1)
+    assert np.isnan(val) and np.isnan(db).all()
+    assert np.isnan(out[[0, 2]]).all()
+    _, rdZ = reference.nn_loss(Z[[1, 3]], y[[1, 3]], "softmax_cross_entropy", True)
+    np.testing.assert_allclose(out[[1, 3]], rdZ * 2 / 4, rtol=1e-14)
+
+
 def test_mlp2_bad_input(backend):
     X, W1, b1, W2, b2 = np.ones((3, 2)), np.ones((2, 4)), np.ones(4), np.ones((4, 5)), np.ones(5)
     call = fastgrad.mlp2_loss_and_grad

@@ -116,7 +116,7 @@ def test_bad_inputs(backend):
         fastgrad.mse_numgrad(A, y, w, h=-1.0, backend=backend)
     with pytest.raises(ValueError, match="finite and > 0"):
         fastgrad.mse_numgrad(A, y, w, h=np.inf, backend=backend)
-    with pytest.raises(ValueError, match=r"h has shape \(2,\) but x has shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"h has shape \(2,\) but w has shape \(3,\)"):
         fastgrad.mse_numgrad(A, y, w, h=[1e-3, 1e-3], backend=backend)
     with pytest.raises(ValueError, match="method must be one of"):
         fastgrad.mse_numgrad(A, y, w, method="3-point", backend=backend)

@@ -233,15 +233,18 @@ def _csr_loss_grad(const index_t[::1] indptr, const index_t[::1] indices, const 
         gbv = gb
         gbp = &gbv[0] if gbv.shape[0] > 0 else NULL
     with nogil:
-        if N > 0 and D > 0 and K > 0:
+        # D = 0 (or rows with no entries) still has residuals r_ik = y_ik - b_k: the row pass runs
+        # whenever there are rows; W and G are then never read or written (no entries)
+        if N > 0 and K > 0:
             for q in prange(nb, schedule='static', num_threads=n_threads, use_threads_if=n_threads > 1):
                 start = q * rows
                 stop = start + rows
                 if stop > N:
                     stop = N
                 SQ[q] = csr_block(&indptr[0], &indices[0] if indices.shape[0] else NULL,
-                                  &data[0] if data.shape[0] else NULL, &Y[0, 0], &W[0, 0], sp, bp,
-                                  K, start, stop, &G[q, 0, 0], &GB[q, 0], &R[q, 0])
+                                  &data[0] if data.shape[0] else NULL, &Y[0, 0],
+                                  &W[0, 0] if D > 0 else NULL, sp, bp,
+                                  K, start, stop, &G[q, 0, 0] if D > 0 else NULL, &GB[q, 0], &R[q, 0])
         for j in range(D):
             for k in range(K):
                 acc = 0.0

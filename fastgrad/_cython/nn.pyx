@@ -374,12 +374,18 @@ cdef void act_backward_block(floating* dA, const floating* A, Py_ssize_t H, int 
     cdef Py_ssize_t i, k
     cdef floating* da
     cdef const floating* a
+    cdef floating d
     for i in range(start, stop):
         da = dA + i * H
         a = A + i * H
         if act == RELU:
+            # da * [a > 0] as IEEE multiplication: a NaN or infinite da stays NaN where a <= 0
+            # (NaN * 0, inf * 0), as in the Numba and numpy kernels.  Not written as a product:
+            # under -fno-signed-zeros -fno-trapping-math GCC folds x * [a > 0] (and x * 0.0)
+            # into a select that drops the NaN; d - d is 0 for finite d (as before) and NaN else.
             for k in range(H):
-                da[k] = da[k] * (1 if a[k] > 0 else 0)
+                d = da[k]
+                da[k] = d if a[k] > 0 else d - d
                 B[k] = B[k] + da[k]
         else:
             for k in range(H):

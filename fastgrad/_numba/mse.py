@@ -247,6 +247,17 @@ def two_sum_add(total, comp, x):
 
 
 @njit(**NUMBA_EXACT_FLAGS)
+def finish_sum(total, comp):
+    r"""A compensated sum's final value: ``total + comp``, or ``total`` alone when it is not finite.
+
+    Once the running total overflows to Inf (or holds Inf or NaN) the error term
+    is NaN (``Inf - Inf``) and would turn an Inf result into NaN.
+    """
+    s = total + comp
+    return s if s == s else total  # NaN only from a non-finite total (a NaN total: both are NaN)
+
+
+@njit(**NUMBA_EXACT_FLAGS)
 def add_compensated(S, C, X):
     r"""``S += X`` elementwise, the rounding errors kept in ``C`` (:func:`two_sum_add`); arrays of one shape."""
     s = S.reshape(S.size)
@@ -258,11 +269,11 @@ def add_compensated(S, C, X):
 
 @njit(**NUMBA_EXACT_FLAGS)
 def finish_compensated(S, C):
-    r"""``S += C``: the compensated sums' final values."""
+    r"""``S += C``: the compensated sums' final values (:func:`finish_sum`: S alone where it is not finite)."""
     s = S.reshape(S.size)
     c = C.reshape(C.size)
     for t in range(s.size):
-        s[t] += c[t]
+        s[t] = finish_sum(s[t], c[t])
 
 
 @njit(**NUMBA_FLAGS)
@@ -329,7 +340,7 @@ def rows_k1(A, Y, w, s, b, start, stop, limit, g, gb):
         for j in range(D):
             g[j] += (a0[j] * q0 + a1[j] * q1) + (a2[j] * q2 + a3[j] * q3)
     sq, sqc = two_sum_add(sq, sqc, x)
-    return sq + sqc
+    return finish_sum(sq, sqc)
 
 
 @njit(**NUMBA_FLAGS)
@@ -396,7 +407,7 @@ def rows_k(A, Y, WT, s, b, start, stop, limit, G, gb):
             sq, sqc = two_sum_add(sq, sqc, x)
             x = 0.0
     sq, sqc = two_sum_add(sq, sqc, x)
-    return sq + sqc
+    return finish_sum(sq, sqc)
 
 
 @njit(**NUMBA_FLAGS)
@@ -479,7 +490,7 @@ def _block_rows(A, Y, WT, s, b, start, stop, G, GB, one_output):
     finish_compensated(G, GC)
     if GB is not None:
         finish_compensated(GB, BC)
-    return sq + sqc
+    return finish_sum(sq, sqc)
 
 
 @njit(**NUMBA_FLAGS)
@@ -604,7 +615,7 @@ def chunk_tile(A, Y, WT, s, b, i0, i1, P, PB, R):
             P[k, j + 1] = s1
             P[k, j + 2] = s2
             P[k, j + 3] = s3
-    return sq + sqc
+    return finish_sum(sq, sqc)
 
 
 @njit(**NUMBA_FLAGS)
@@ -635,7 +646,7 @@ def block_tiles(A, Y, WT, s, b, start, stop, G, GB):
     finish_compensated(G, GC)
     if GB is not None:
         finish_compensated(GB, BC)
-    return sq + sqc
+    return finish_sum(sq, sqc)
 
 
 def _block(A, Y, WT, s, b, start, stop, G, GB, one_output):
@@ -716,8 +727,8 @@ def mse_combine(G, SQ, scale, out):
                 s_k[j] = t
     for k in range(K):
         for j in range(D):
-            out[j, k] = -2.0 * scale * (S[k, j] + C[k, j])
-    return scale * (sq + c)
+            out[j, k] = -2.0 * scale * finish_sum(S[k, j], C[k, j])
+    return scale * finish_sum(sq, c)
 
 
 @njit(**NUMBA_EXACT_FLAGS)
@@ -729,7 +740,7 @@ def combine_intercept(GB, scale, gb):
         e = 0.0
         for blk in range(nb):
             acc, e = two_sum_add(acc, e, GB[blk, k])
-        gb[k] = -2.0 * scale * (acc + e)
+        gb[k] = -2.0 * scale * finish_sum(acc, e)
 
 
 def _mse_partials(A, Y, WT, s, b, G, SQ, GB):
