@@ -82,6 +82,9 @@ def mse_hessp(
     partial sums are combined in partition order: the result is bitwise
     identical for every thread count.  Extra memory is O(D K) per row block;
     a CSC A needs O(N K) more (``A v`` is formed column by column first).
+    Where the products themselves overflow, the backends may differ between
+    ``Inf`` and ``NaN`` (a fused multiply-add can absorb what the plain
+    formula's ``Inf - Inf`` makes NaN); finite results never depend on it.
 
     Examples
     --------
