@@ -555,6 +555,31 @@ cdef double block_tiles(const floating_a* A, Py_ssize_t ldc, const floating_y* Y
                 for t in range(n):
                     r[t] = r[t] - b_k
         j = 0
+        while j + 8 <= D:
+            # eight columns in one pass over the residuals, subtracted as two groups of four
+            # (the same sums, in the same order, as two passes of four)
+            c0 = A + j * ldc + i0
+            c1 = c0 + ldc
+            c2 = c1 + ldc
+            c3 = c2 + ldc
+            c4 = c3 + ldc
+            c5 = c4 + ldc
+            c6 = c5 + ldc
+            c7 = c6 + ldc
+            for k in range(K):
+                r = R + k * T
+                w0 = WT[k * D + j]
+                w1 = WT[k * D + j + 1]
+                w2 = WT[k * D + j + 2]
+                w3 = WT[k * D + j + 3]
+                s0 = WT[k * D + j + 4]
+                s1 = WT[k * D + j + 5]
+                s2 = WT[k * D + j + 6]
+                s3 = WT[k * D + j + 7]
+                for t in range(n):
+                    x = r[t] - ((c0[t] * w0 + c1[t] * w1) + (c2[t] * w2 + c3[t] * w3))
+                    r[t] = x - ((c4[t] * s0 + c5[t] * s1) + (c6[t] * s2 + c7[t] * s3))
+            j = j + 8
         while j + 4 <= D:
             c0 = A + j * ldc + i0
             c1 = c0 + ldc

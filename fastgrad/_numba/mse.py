@@ -538,6 +538,29 @@ def chunk_tile(A, Y, WT, s, b, i0, i1, P, PB, R):
             for t in range(n):
                 r[t] -= b_k
     j = 0
+    while j + 8 <= D:  # eight columns in one pass over the residuals, as two groups of four
+        c0 = A[i0:i1, j]
+        c1 = A[i0:i1, j + 1]
+        c2 = A[i0:i1, j + 2]
+        c3 = A[i0:i1, j + 3]
+        c4 = A[i0:i1, j + 4]
+        c5 = A[i0:i1, j + 5]
+        c6 = A[i0:i1, j + 6]
+        c7 = A[i0:i1, j + 7]
+        for k in range(K):
+            r = R[k]
+            w0 = WT[k, j]
+            w1 = WT[k, j + 1]
+            w2 = WT[k, j + 2]
+            w3 = WT[k, j + 3]
+            w4 = WT[k, j + 4]
+            w5 = WT[k, j + 5]
+            w6 = WT[k, j + 6]
+            w7 = WT[k, j + 7]
+            for t in range(n):
+                x = r[t] - ((c0[t] * w0 + c1[t] * w1) + (c2[t] * w2 + c3[t] * w3))
+                r[t] = x - ((c4[t] * w4 + c5[t] * w5) + (c6[t] * w6 + c7[t] * w7))
+        j += 8
     while j + 4 <= D:
         c0 = A[i0:i1, j]
         c1 = A[i0:i1, j + 1]
