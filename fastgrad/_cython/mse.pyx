@@ -511,7 +511,7 @@ cdef double block_tiles(const floating_a* A, Py_ssize_t ldc, const floating_y* Y
 
     Tiles of T rows in row order (``tile_rows``); per tile (``chunk_tile`` in
     fastgrad/_numba/mse.py): the residuals ``R[k, :] = (y_ik - b_k) - sum_j a_ij
-    w_jk`` formed four columns at a time down the tile (A read from memory),
+    w_jk`` formed eight columns per pass down the tile (A read from memory),
     weighted in place (``q_ik = s_i r_ik``), then the gradient over the same
     tile (A in cache), last columns first, into the tile partial P; each tile
     partial added into G (and GB) with compensation (``add_compensated``).
