@@ -523,8 +523,9 @@ def chunk_tile(A, Y, WT, s, b, i0, i1, P, PB, R):
 
     First the residuals ``R[k, :] = (y_ik - b_k) - sum_j a_ij w_jk``, eight
     columns of A per pass down the tile (A read from memory; four per pass ran
-    4-6% slower at D = 64 and 512, 13% at float32), weighted in place; then the gradient, four columns at a time over the same tile (A in
-    cache), last columns first.  P and PB are written, not added to.
+    4-6% slower at D = 64 and 512, 13% at float32), weighted in place; then
+    the gradient, four columns at a time over the same tile (A in cache), last
+    columns first.  P and PB are written, not added to.
     """
     n = i1 - i0
     D = A.shape[1]
@@ -538,7 +539,7 @@ def chunk_tile(A, Y, WT, s, b, i0, i1, P, PB, R):
             for t in range(n):
                 r[t] -= b_k
     j = 0
-    while j + 8 <= D:  # eight columns in one pass over the residuals, as two groups of four
+    while j + 8 <= D:  # eight columns per pass over the residuals, as two groups of four (docstring)
         c0 = A[i0:i1, j]
         c1 = A[i0:i1, j + 1]
         c2 = A[i0:i1, j + 2]
