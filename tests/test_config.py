@@ -302,4 +302,10 @@ def test_cython_mse_constants_equal_the_numba_ones():
     from fastgrad._numba import mse as nb
 
     assert cy.CONSTANTS == {name: getattr(nb, name) for name in cy.CONSTANTS}
-    assert len(cy.CONSTANTS) == 11
+    assert len(cy.CONSTANTS) == 13
+    # the chunk rule, written in each backend
+    for D in (1, 2, 3, 4, 7, 15, 16, 17, 24, 31, 64, 65, 512, 10_000):
+        for K in (1, 2, 3, 5):
+            rows = nb.chunk_rows_for(D, K)
+            assert cy.chunk_rows_for(D, K) == rows, (D, K)
+            assert nb.CHUNK_ROWS <= rows <= nb.CHUNK_MAX_ROWS and rows % nb.GROUP == 0

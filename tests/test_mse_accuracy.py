@@ -93,13 +93,17 @@ def test_weighted_with_intercept_accurate(backend):
 def test_compensation_keeps_terms_a_running_sum_loses(backend):
     # per-row gradient terms 1e16, 1, -1e16: a running sum gives 0 (1e16 + 1 rounds
     # back to 1e16), a compensated one the exact 1.  In three row blocks (N = 768),
-    # and in three chunks of one block (N = 64 * 768).
-    for N in (768, 64 * 768):
+    # and in three chunks of one block (N = 64 * 3 * chunk, with D = 2 a chunk is
+    # CHUNK_MAX_ROWS rows).
+    from fastgrad._numba.mse import chunk_rows_for
+
+    chunk = chunk_rows_for(2, 1)
+    for N, apart in ((768, 256), (64 * 3 * chunk, chunk)):
         A = np.zeros((N, 2))
         y = np.zeros(N)
         A[0, 0], y[0] = 1e8, 1e8
-        A[256, 0], y[256] = 1.0, 1.0
-        A[512, 0], y[512] = -1e8, 1e8
+        A[apart, 0], y[apart] = 1.0, 1.0
+        A[2 * apart, 0], y[2 * apart] = -1e8, 1e8
         layouts = (A, np.asfortranarray(A)) if N == 768 else (A,)
         for layout in layouts:
             _, g = fastgrad.mse_loss_and_grad(layout, y, np.zeros(2), reduction="sum", backend=backend)

@@ -28,9 +28,13 @@ cdef enum:
     COLUMN_RUN_BYTES = 4096
     TILE_MAX_BYTES = 4194304
     TILE_ALIGN = 8
-    # rows per chunk of a row block (a multiple of GROUP), summed from zero and
-    # added into the block's partial with compensation (as fastgrad/_numba/mse.py)
+    # rows per chunk of a row block (chunk_rows_for: about CHUNK_ELEMENTS elements
+    # of A x outputs, at least CHUNK_ROWS and at most CHUNK_MAX_ROWS rows, a
+    # multiple of GROUP), summed from zero and added into the block's partial with
+    # compensation (as fastgrad/_numba/mse.py, whose comments give the measurements)
     CHUNK_ROWS = 256
+    CHUNK_ELEMENTS = 16384
+    CHUNK_MAX_ROWS = 1024
     # the loss within a chunk: plain sums over runs of LOSS_RUN rows (the row
     # walk) or LOSS_RUN_TILE rows (tiles), each run added with compensation
     LOSS_RUN = 16

@@ -16,7 +16,7 @@ fixed partition of blocks (given by the caller, a function of N only), each
 block's partial written to its own slot, the slots combined in block order:
 bitwise identical for every thread count.  Within a block, by A's strides:
 contiguous rows (C order, or rows at any stride) go row by row, four at a time,
-in chunks of CHUNK_ROWS rows (``block_rows``); contiguous columns (Fortran
+in chunks of ``chunk_rows_for`` rows (``block_rows``); contiguous columns (Fortran
 order, ``df.to_numpy()``, ``A.T`` of a C array) go in tiles of T rows,
 residuals then gradient column by column, the tile staying in L2 between the
 two passes (``block_tiles``); any other strides one row at a time
@@ -52,14 +52,14 @@ cnp.import_array()
 from fastgrad._config import row_blocks
 
 # The kernels' constants (GROUP, HALF, PREFETCH_BYTES, CACHE_LINE, the tile rule's
-# TILE_BYTES, COLUMN_RUN_BYTES, TILE_MAX_BYTES, TILE_ALIGN, CHUNK_ROWS, LOSS_RUN,
-# LOSS_RUN_TILE) are declared once in mse.pxd, with their reasons; mse_hessp.pyx
-# cimports the tile rule's.  Their values, for the test that they equal the Numba
+# TILE_BYTES, COLUMN_RUN_BYTES, TILE_MAX_BYTES, TILE_ALIGN, the chunk rule's
+# CHUNK_ROWS, CHUNK_ELEMENTS, CHUNK_MAX_ROWS, LOSS_RUN, LOSS_RUN_TILE) are declared
+# once in mse.pxd, with their reasons; mse_hessp.pyx cimports the tile rule's.  Their values, for the test that they equal the Numba
 # kernels' (fastgrad/_numba/mse.py):
 CONSTANTS = {"GROUP": GROUP, "HALF": HALF, "PREFETCH_BYTES": PREFETCH_BYTES, "CACHE_LINE": CACHE_LINE,
              "TILE_BYTES": TILE_BYTES, "COLUMN_RUN_BYTES": COLUMN_RUN_BYTES, "TILE_MAX_BYTES": TILE_MAX_BYTES,
-             "TILE_ALIGN": TILE_ALIGN, "CHUNK_ROWS": CHUNK_ROWS, "LOSS_RUN": LOSS_RUN,
-             "LOSS_RUN_TILE": LOSS_RUN_TILE}
+             "TILE_ALIGN": TILE_ALIGN, "CHUNK_ROWS": CHUNK_ROWS, "CHUNK_ELEMENTS": CHUNK_ELEMENTS,
+             "CHUNK_MAX_ROWS": CHUNK_MAX_ROWS, "LOSS_RUN": LOSS_RUN, "LOSS_RUN_TILE": LOSS_RUN_TILE}
 
 
 cdef extern from *:
@@ -492,6 +492,17 @@ cdef double chunk_rows(const floating_a* A, Py_ssize_t lda, const floating_y* Y,
     return finish_sum(sq, sqc)
 
 
+cpdef Py_ssize_t chunk_rows_for(Py_ssize_t D, Py_ssize_t K) noexcept nogil:
+    """Rows per chunk of a row block, from CHUNK_ELEMENTS, CHUNK_ROWS and CHUNK_MAX_ROWS.
+
+    A function of (D, K) only: the chunks, like the blocks, never depend on the
+    thread count.
+    """
+    cdef Py_ssize_t rows = CHUNK_ELEMENTS // max(D * K, 1)
+    rows = min(max(rows, <Py_ssize_t>CHUNK_ROWS), <Py_ssize_t>CHUNK_MAX_ROWS)
+    return rows // GROUP * GROUP
+
+
 cdef inline Py_ssize_t tile_rows(Py_ssize_t D, Py_ssize_t K, Py_ssize_t itemsize) noexcept nogil:
     """Rows per column tile, from TILE_BYTES, COLUMN_RUN_BYTES and TILE_MAX_BYTES.
 
@@ -769,7 +780,7 @@ cdef double block_rows(const floating_a* A, Py_ssize_t sr, Py_ssize_t sc,
                        const floating_y* Y, const double* WT, const double* s, const double* b,
                        Py_ssize_t D, Py_ssize_t K, Py_ssize_t start, Py_ssize_t stop,
                        double* G, double* GB) noexcept nogil:
-    """One row block, row by row, in chunks of CHUNK_ROWS rows; return ``sum_ik s_i r_ik**2``.
+    """One row block, row by row, in chunks of ``chunk_rows_for`` rows; return ``sum_ik s_i r_ik**2``.
 
     ``G[k, j] += sum_i a_ij s_i r_ik``, ``GB[k] += sum_i s_i r_ik`` (GB NULL: not
     accumulated).  Each chunk is summed from zero by ``chunk_rows_c`` (C order),
@@ -783,7 +794,8 @@ cdef double block_rows(const floating_a* A, Py_ssize_t sr, Py_ssize_t sc,
     cdef double* GC
     cdef double* PB = NULL
     cdef double* BC
-    if stop - start <= CHUNK_ROWS:
+    cdef Py_ssize_t rows = chunk_rows_for(D, K)
+    if stop - start <= rows:
         return chunk_any(A, sr, sc, Y, WT, s, b, D, K, start, stop, stop, G, GB)
     P = <double*>malloc((2 * K * D + 2 * K + 1) * sizeof(double))
     if P == NULL:  # no memory for the chunk partials: the same sums in one running sum
@@ -798,7 +810,7 @@ cdef double block_rows(const floating_a* A, Py_ssize_t sr, Py_ssize_t sc,
         PB = GC + K * D
     c0 = start
     while c0 < stop:
-        c1 = min(c0 + CHUNK_ROWS, stop)
+        c1 = min(c0 + rows, stop)
         for t in range(K * D):
             P[t] = 0.0
         if PB != NULL:

@@ -29,12 +29,13 @@ once from memory.  Within a block, by A's layout (one Numba specialization each)
   row order, T a function of (D, K, dtype) only;
 * any other strides: whichever of the two walks A's smaller stride.
 
-Accuracy: a block's rows are summed in chunks (CHUNK_ROWS rows, or one tile),
-each chunk from zero; the chunk partials are added into the block partial, and
-the block partials into the result, with compensated summation (Knuth's TwoSum).  The
-rounding error of a sum over N rows is that of one chunk (about CHUNK_ROWS / 4
-additions) plus a few units, whatever N, where a plain running sum grows with N
-(numpy's BLAS product ``A.T @ r`` as well) and numpy's pairwise sum with log N.
+Accuracy: a block's rows are summed in chunks (256 to 1024 rows by D and K, see
+``chunk_rows_for``, or one tile), each chunk from zero; the chunk partials are
+added into the block partial, and the block partials into the result, with
+compensated summation (Knuth's TwoSum).  The rounding error of a sum over N rows
+is that of one chunk (a quarter of its rows in additions) plus a few units,
+whatever N, where a plain running sum grows with N (numpy's BLAS product
+``A.T @ r`` as well) and numpy's pairwise sum with log N.
 
 The steps, in order (the same names in ``fastgrad/_cython/mse.pyx``):
 
@@ -89,6 +90,7 @@ __all__ = [
     "mse_block",
     "block_rows",
     "block_tiles",
+    "chunk_rows_for",
     "tile_rows",
     "mse_combine",
     "combine_intercept",
@@ -130,10 +132,18 @@ HALF = GROUP // 2
 # copy of a float32 tile (the extra stores cost more than the conversions), the
 # gradient pass of a tile fused with the residual pass of the next (no gain).
 TILE_BYTES = 256 * 1024
-# Rows per chunk of a row block (a multiple of GROUP): each chunk is summed from
+# Rows per chunk of a row block (``chunk_rows_for``): each chunk is summed from
 # zero and added into the block's partial with compensation (see "Accuracy"
-# above); the extra work, O(D K) per chunk, is under 1% of the chunk's 2 N D K.
+# above).  About CHUNK_ELEMENTS elements of A x outputs per chunk, at least
+# CHUNK_ROWS and at most CHUNK_MAX_ROWS rows, a multiple of GROUP.  Each chunk
+# costs a fixed set-up (its partial zeroed, the row walk entered and left, the
+# compensated add): at (10^6, 16), 2 threads, builds side by side in one process,
+# 256-row chunks at every D ran 4-8% slower than this rule with Numba (2-3% with
+# Cython), and one chunk per block (plain sums over whole blocks) 1-4% faster.
+# The cap keeps a chunk's plain sums short.
 CHUNK_ROWS = 256
+CHUNK_ELEMENTS = 16384
+CHUNK_MAX_ROWS = 1024
 # Within a chunk the loss is summed with compensation too: plain sums over runs
 # of LOSS_RUN rows (four groups in the row walk), LOSS_RUN_TILE rows in a tile (a
 # vectorised sum), each run added with two_sum_add.  A power of 2, a multiple of
@@ -258,20 +268,20 @@ def finish_sum(total, comp):
 
 
 @njit(**NUMBA_EXACT_FLAGS)
-def add_compensated(S, C, X):
-    r"""``S += X`` elementwise, the rounding errors kept in ``C`` (:func:`two_sum_add`); arrays of one shape."""
-    s = S.reshape(S.size)
-    c = C.reshape(C.size)
-    x = X.reshape(X.size)
+def add_compensated(s, c, x):
+    r"""``s += x`` elementwise, the rounding errors kept in ``c`` (:func:`two_sum_add`); 1-D arrays of one length.
+
+    (1-D so that a call per chunk reshapes nothing: the callers flatten their
+    (K, D) partials once per block.  A reshape here, a call into Numba's C
+    helper per chunk, cost 1-5% at (10^6, 16).)
+    """
     for t in range(s.size):
         s[t], c[t] = two_sum_add(s[t], c[t], x[t])
 
 
 @njit(**NUMBA_EXACT_FLAGS)
-def finish_compensated(S, C):
-    r"""``S += C``: the compensated sums' final values (:func:`finish_sum`: S alone where it is not finite)."""
-    s = S.reshape(S.size)
-    c = C.reshape(C.size)
+def finish_compensated(s, c):
+    r"""``s += c``: the compensated sums' final values (:func:`finish_sum`: s alone where it is not finite); 1-D."""
     for t in range(s.size):
         s[t] = finish_sum(s[t], c[t])
 
@@ -467,27 +477,30 @@ def chunk_rows(A, Y, WT, s, b, start, stop, limit, G, gb):
 @njit(**NUMBA_FLAGS)
 def _block_rows(A, Y, WT, s, b, start, stop, G, GB, one_output):
     """:func:`block_rows`; ``one_output`` as :func:`_chunk_rows`."""
-    if stop - start <= CHUNK_ROWS:  # one chunk: straight into the block's partial
-        return _chunk_rows(A, Y, WT, s, b, start, stop, stop, G, GB, one_output)
     K, D = G.shape
-    P = np.empty((K, D))
-    GC = np.zeros((K, D))
+    rows = chunk_rows_for(D, K)
+    if stop - start <= rows:  # one chunk: straight into the block's partial
+        return _chunk_rows(A, Y, WT, s, b, start, stop, stop, G, GB, one_output)
+    g = G.reshape(K * D)  # the (K, D) partials as vectors, for add_compensated
+    p = np.empty(K * D)
+    P = p.reshape((K, D))
+    gc = np.zeros(K * D)
     PB = np.empty(K)
     BC = np.zeros(K)
     sq = 0.0
     sqc = 0.0
-    for c0 in range(start, stop, CHUNK_ROWS):
-        c1 = min(c0 + CHUNK_ROWS, stop)
-        P[:] = 0.0
+    for c0 in range(start, stop, rows):
+        c1 = min(c0 + rows, stop)
+        p[:] = 0.0
         if GB is None:
             x = _chunk_rows(A, Y, WT, s, b, c0, c1, stop, P, None, one_output)
         else:
             PB[:] = 0.0
             x = _chunk_rows(A, Y, WT, s, b, c0, c1, stop, P, PB, one_output)
             add_compensated(GB, BC, PB)
-        add_compensated(G, GC, P)
+        add_compensated(g, gc, p)
         sq, sqc = two_sum_add(sq, sqc, x)
-    finish_compensated(G, GC)
+    finish_compensated(g, gc)
     if GB is not None:
         finish_compensated(GB, BC)
     return finish_sum(sq, sqc)
@@ -497,10 +510,22 @@ def _block_rows(A, Y, WT, s, b, start, stop, G, GB, one_output):
 def block_rows(A, Y, WT, s, b, start, stop, G, GB):
     r"""One row block, row by row (A's rows contiguous).  See :func:`mse_block`.
 
-    Chunks of CHUNK_ROWS rows (:func:`chunk_rows`), each summed from zero into a
+    Chunks of :func:`chunk_rows_for` rows (:func:`chunk_rows`), each summed from zero into a
     chunk partial, added into the block's partial with compensation.
     """
     return _block_rows(A, Y, WT, s, b, start, stop, G, GB, False)
+
+
+@njit(**NUMBA_FLAGS)
+def chunk_rows_for(D, K):
+    """Rows per chunk of a row block, from CHUNK_ELEMENTS, CHUNK_ROWS and CHUNK_MAX_ROWS.
+
+    A function of (D, K) only, so the chunks, like the blocks, never depend on
+    the thread count.
+    """
+    rows = CHUNK_ELEMENTS // max(D * K, 1)
+    rows = min(max(rows, CHUNK_ROWS), CHUNK_MAX_ROWS)
+    return rows // GROUP * GROUP
 
 
 @njit(**NUMBA_FLAGS)
@@ -652,8 +677,10 @@ def block_tiles(A, Y, WT, s, b, start, stop, G, GB):
     K, D = G.shape
     T = tile_rows(D, K, _itemsize(A))
     R = np.empty((K, T))
-    P = np.empty((K, D))
-    GC = np.zeros((K, D))
+    g = G.reshape(K * D)  # the (K, D) partials as vectors, for add_compensated
+    p = np.empty(K * D)
+    P = p.reshape((K, D))
+    gc = np.zeros(K * D)
     PB = np.empty(K)
     BC = np.zeros(K)
     sq = 0.0
@@ -665,9 +692,9 @@ def block_tiles(A, Y, WT, s, b, start, stop, G, GB):
         else:
             x = chunk_tile(A, Y, WT, s, b, i0, i1, P, PB, R)
             add_compensated(GB, BC, PB)
-        add_compensated(G, GC, P)
+        add_compensated(g, gc, p)
         sq, sqc = two_sum_add(sq, sqc, x)
-    finish_compensated(G, GC)
+    finish_compensated(g, gc)
     if GB is not None:
         finish_compensated(GB, BC)
     return finish_sum(sq, sqc)
@@ -708,7 +735,7 @@ def mse_block(A, Y, WT, s, b, start, stop, G, GB):
     weights or None (unit weights), b (K,) float64 intercept or None (a None
     argument compiles its branch away).  Sums over j run in float64 whatever
     A's dtype.  A may have any strides: contiguous rows go row by row (four at
-    a time) in chunks of CHUNK_ROWS rows, contiguous columns in column tiles
+    a time) in chunks of :func:`chunk_rows_for` rows, contiguous columns in column tiles
     (see the module docstring); each chunk's partial is added into G with
     compensation.  The order of the sums depends only on the shapes, the layout
     and the dtype.
