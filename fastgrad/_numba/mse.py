@@ -273,7 +273,7 @@ def add_compensated(s, c, x):
 
     (1-D so that a call per chunk reshapes nothing: the callers flatten their
     (K, D) partials once per block.  A reshape here, a call into Numba's C
-    helper per chunk, cost 1-5% at (10^6, 16).)
+    helper per chunk, cost 0-5% at (10^6, 16).)
     """
     for t in range(s.size):
         s[t], c[t] = two_sum_add(s[t], c[t], x[t])
