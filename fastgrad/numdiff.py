@@ -311,7 +311,8 @@ def numerators(F: list[np.ndarray], f0: Any, method: str, bound: bool = False) -
     bound of ``full_output``), else None.
     """
     if method == "complex":
-        num = F[0].imag.astype(np.float64)
+        # NaN where f returned NaN: NaN + 0j has a finite imaginary part
+        num = np.where(np.isnan(F[0].real), np.nan, F[0].imag.astype(np.float64))
         return num, (np.abs(num) if bound else None)
     if method == "forward":
         return F[0] - f0, ((np.abs(F[0]) + np.abs(f0)) if bound else None)

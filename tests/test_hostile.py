@@ -203,3 +203,34 @@ def test_flags_must_be_true_or_false(call):
         FLAG_CALLS[call]("no")
     FLAG_CALLS[call](False)
     FLAG_CALLS[call](np.bool_(False))
+
+
+# ---------------------------------------------------------------------------
+# The complex step of an f that returns NaN: NaN + 0j has a finite imaginary part
+
+
+def _nan_scalar(z):
+    return np.nan + 0.0 * z[0] + z[1] ** 2
+
+
+def _nan_vector(z):
+    return np.array([np.nan + 0.0 * z[0], z[1] ** 2, z[0] * z[1]])
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["python", "njit"])
+def test_complex_step_of_a_nan_value_is_nan(jit):
+    # "a NaN returned by f makes only the affected entries NaN", for method='complex' too
+    # (Im(NaN + 0j) / h was 0)
+    import numba
+
+    f, F = (numba.njit(_nan_scalar), numba.njit(_nan_vector)) if jit else (_nan_scalar, _nan_vector)
+    x = np.array([1.0, 2.0])
+    assert np.isnan(fastgrad.numgrad(f, x, method="complex")).all()
+    g, err = fastgrad.numgrad(f, x, method="complex", full_output=True)
+    assert np.isnan(g).all()
+    J = fastgrad.numjac(F, x, method="complex")
+    assert np.isnan(J[0]).all()
+    np.testing.assert_allclose(J[1:], [[0.0, 4.0], [2.0, 1.0]], rtol=1e-15)
+    S = sp.csr_array(np.ones((3, 2)))
+    Js = fastgrad.numjac(F, x, method="complex", sparsity=S).toarray()
+    assert np.isnan(Js[0]).all() and np.allclose(Js[1:], J[1:])

@@ -161,8 +161,9 @@ def _assign(dst, src):
 
 
 def _imag_over(dst, v, hh):
-    """``dst[...] = Im(v) / hh`` in float64, v a 1-D complex array."""
-    dst[...] = v.imag.astype(np.float64) / hh
+    """``dst[...] = Im(v) / hh`` in float64, v a 1-D complex array; NaN where ``Re(v)`` is NaN
+    (f returned NaN there: ``NaN + 0j`` has a finite imaginary part)."""
+    dst[...] = np.where(np.isnan(v.real), np.nan, v.imag.astype(np.float64) / hh)
 
 
 @overload(_assign, jit_options={"nogil": True})
@@ -178,7 +179,8 @@ def _assign_compiled(dst, src):
 def _imag_over_compiled(dst, v, hh):
     def impl(dst, v, hh):
         for i in range(dst.size):
-            dst[i] = np.float64(v[i].imag) / hh
+            d = np.float64(v[i].imag) / hh
+            dst[i] = d if v[i].real == v[i].real else np.nan
 
     return impl
 
@@ -293,6 +295,8 @@ def cgrad_chunk(f, xz, h, args, lo, hi, full, eps, out, err):
             v = f(xc, *args)
             _assign(flat, xflat)  # f may have written into its argument
             d = np.float64(v.imag) / hh
+            if v.real != v.real:  # f returned NaN (NaN + 0j has a finite imaginary part)
+                d = np.nan
             if rep == 0:
                 d_h = d
                 a_h = abs(d)
