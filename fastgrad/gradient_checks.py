@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _validate
-from ._steps import check_method, default_step
+from ._steps import check_method, default_step, default_steps
 from .numdiff import _as_args, _is_njit, _numgrad, _numjac, _own_copy, _real_value, _timed, numgrad
 
 __all__ = [
@@ -273,7 +273,9 @@ def _default_tolerances(dtype: np.dtype, method: str, rtol: Any, atol: Any) -> t
 
 
 def _checked_analytic(grad: Callable, x: np.ndarray, args: tuple) -> np.ndarray:
-    analytic = np.asarray(grad(x.copy(), *args))
+    analytic = _validate.as_array(grad(x.copy(), *args), "grad(x)")
+    if analytic.dtype.kind not in "iuf":  # (a complex gradient's imaginary part would be dropped)
+        raise TypeError(f"grad must return an array of real numbers, got dtype {analytic.dtype}")
     if analytic.shape != x.shape:
         raise ValueError(f"grad returned an array of shape {analytic.shape} but x has shape {x.shape}")
     return analytic
@@ -386,7 +388,10 @@ def gradcheck(
     method = check_method(method, adaptive=True)
     _validate.check_choice(mode, "mode", ("full", "fast"))
     rtol, atol, scaled = _default_tolerances(x.dtype, method, rtol, atol)
-    if h is not None:
+    raise_exception = _validate.check_flag(raise_exception, "raise_exception")
+    if h is not None and mode == "fast":
+        default_steps(x, h, "central", False)  # h's shape, and x + h != x (as numgrad checks them)
+    elif h is not None:
         _validate.check_step(h, "h")
     args = _as_args(args)
     if x.size == 0:
@@ -404,6 +409,9 @@ def gradcheck(
         xp, xm = _direction(x, h)
         d = xp.astype(np.float64) - xm.astype(np.float64)  # the displacement actually taken, 2 t u
         length = float(np.linalg.norm(d))
+        if length == 0.0:
+            raise ValueError(f"the fast check's step (h = {h!r}) vanishes against x: x + t u == x - t u "
+                             "for its direction u; use a larger step")
         f_p = float(_real_value(f(xp, *args), "f(x + t u)"))
         f_m = float(_real_value(f(xm, *args), "f(x - t u)"))
         numeric = (f_p - f_m) / length

@@ -290,6 +290,7 @@ def numhess(
     _validate.check_choice(method, "method", ("central", "adaptive"))
     x = _own_copy(x)
     full = _validate.check_flag(full_output, "full_output")
+    parallel = _validate.check_flag(parallel, "parallel")
     args = _as_args(args)
     if method == "adaptive":
         probed: list = []  # f(x) evaluated once, at the first step (after the steps are validated)
@@ -360,6 +361,7 @@ def numhess_diag(
     x = _own_copy(x)
     args = _as_args(args)
     full = _validate.check_flag(full_output, "full_output")
+    parallel = _validate.check_flag(parallel, "parallel")
     n = x.size
     out = np.empty(n)
     err = np.zeros(n if full else 0)
@@ -574,6 +576,7 @@ def hesscheck(
     (False, (0, 1))
     """
     x = _own_copy(x)
+    raise_exception = _validate.check_flag(raise_exception, "raise_exception")
     d_rtol, d_atol = HESSCHECK_TOLERANCES[x.dtype]
     rtol = d_rtol if rtol is None else _tolerance(rtol, "rtol")
     atol_given = atol is not None

@@ -60,6 +60,8 @@ def _finish(G: np.ndarray, dtype: np.dtype, layout: str) -> np.ndarray:
 
 
 def _inv(X64: np.ndarray, name: str) -> np.ndarray:
+    if not np.isfinite(X64).all():  # NaN/Inf propagate (LAPACK may call such an X singular)
+        return np.full(X64.shape, np.nan)
     try:
         return np.linalg.inv(X64)
     except np.linalg.LinAlgError:
@@ -98,6 +100,8 @@ def grad_logdet(X: Any, *, signed: bool = False, layout: str = "gradient", check
     signed = _validate.check_flag(signed, "signed")
     Xa = _square(X, "X", check_finite)
     X64 = Xa.astype(np.float64, copy=False)
+    if not np.isfinite(X64).all():  # NaN/Inf propagate (slogdet may call such an X singular)
+        return _finish(np.full(X64.shape, np.nan), Xa.dtype, layout)
     sign, _ = np.linalg.slogdet(X64)
     if sign == 0:
         raise np.linalg.LinAlgError("X is singular (det X = 0): log det X is undefined")
@@ -139,12 +143,39 @@ def grad_det(X: Any, *, layout: str = "gradient", check_finite: bool = False) ->
         # NaN/Inf propagate (the SVD would not converge): every cofactor depends on them
         return _finish(np.full((n, n), np.nan), Xa.dtype, layout)
     U, s, Vt = np.linalg.svd(Xa.astype(np.float64, copy=False))
-    # p_i = prod_{j != i} s_j from prefix and suffix products (no division)
-    pre = np.concatenate(([1.0], np.cumprod(s[:-1])))
-    suf = np.concatenate((np.cumprod(s[::-1])[-2::-1], [1.0])) if n > 1 else np.ones(1)
-    p = pre * suf
+    p = _products_but_one(s)
     d = np.linalg.slogdet(U)[0] * np.linalg.slogdet(Vt)[0]
-    return _finish(d * ((U * p) @ Vt), Xa.dtype, layout)
+    finite = np.isfinite(p)
+    G = (U[:, finite] * p[finite]) @ Vt[finite]
+    for i in np.flatnonzero(~finite):  # p_i overflows: +-inf where u_i v_i^T is nonzero
+        outer = np.outer(U[:, i], Vt[i])
+        with np.errstate(invalid="ignore"):
+            G = G + np.where(outer == 0.0, 0.0, outer * np.inf)
+    return _finish(d * G, Xa.dtype, layout)
+
+
+def _products_but_one(s: np.ndarray) -> np.ndarray:
+    r"""``p_i = prod_{j != i} s_j`` for s >= 0, from prefix and suffix products (no division).
+
+    The running products are kept as mantissa and exponent (``np.frexp``), so a
+    product that is representable comes out right even where the running
+    products would overflow or underflow on the way (s = (1e160, 1e160,
+    1e-160, 1e-160)); a p_i beyond float64's range is inf or 0.
+    """
+    n = s.shape[0]
+    m, e = np.frexp(s)
+    pre_m, pre_e = np.ones(n), np.zeros(n, dtype=np.int64)
+    suf_m, suf_e = np.ones(n), np.zeros(n, dtype=np.int64)
+    for i in range(1, n):
+        pm, pe = np.frexp(pre_m[i - 1] * m[i - 1])
+        pre_m[i], pre_e[i] = pm, pre_e[i - 1] + e[i - 1] + pe
+        j = n - 1 - i
+        sm, se = np.frexp(suf_m[j + 1] * m[j + 1])
+        suf_m[j], suf_e[j] = sm, suf_e[j + 1] + e[j + 1] + se
+    pm, pe = np.frexp(pre_m * suf_m)
+    exponent = np.clip(pre_e + suf_e + pe, -2200, 2200)  # beyond float64 either way; keeps ldexp in int range
+    with np.errstate(over="ignore", under="ignore"):
+        return np.ldexp(pm, exponent.astype(np.int32))
 
 
 def grad_trace_AXB(A: Any, B: Any, *, layout: str = "gradient", check_finite: bool = False) -> np.ndarray:

@@ -517,7 +517,8 @@ def numgrad(
         _validate.check_finite(x=x)
     args = _as_args(args)
     workers = _validate.check_workers(workers)
-    vectorized = bool(vectorized)
+    vectorized = _validate.check_flag(vectorized, "vectorized")
+    parallel = _validate.check_flag(parallel, "parallel")
     if chunk_size is not None:
         chunk_size = _validate.check_positive_int(chunk_size, "chunk_size")
     full = _validate.check_flag(full_output, "full_output")
@@ -713,7 +714,8 @@ def numjac(
         _validate.check_finite(x=x)
     args = _as_args(args)
     workers = _validate.check_workers(workers)
-    vectorized = bool(vectorized)
+    vectorized = _validate.check_flag(vectorized, "vectorized")
+    parallel = _validate.check_flag(parallel, "parallel")
     if chunk_size is not None:
         chunk_size = _validate.check_positive_int(chunk_size, "chunk_size")
     if method == "adaptive":

@@ -90,7 +90,9 @@ def taylor_test(
         float32 and float64 kept (f sees x's dtype), other real types float64.
     v : array_like of x's shape, optional
         The direction; default a fixed pseudo-random normal direction (the same
-        every call), which a wrong gradient is unlikely to be right along.
+        every call), which a wrong gradient is unlikely to be right along.  A v
+        so small that ``t_0`` would overflow (max|v_i| below about 1e-308) is
+        first scaled up by a power of two; the steps then refer to the scaled v.
     args : tuple
         Extra positional arguments of f and grad.
 
@@ -145,6 +147,11 @@ def taylor_test(
     finite = np.isfinite(xf)
     xmax = float(np.max(np.abs(xf[finite]))) if finite.any() else 1.0
     vmax = float(np.max(np.abs(vf))) if vf.size else 1.0  # (an empty x: nothing moves, the test is vacuous)
+    if not np.isfinite(FIRST_STEP * max(1.0, xmax) / vmax):
+        # a v so small (or x so large) that t_0 overflows: the test depends on t v only, so v is
+        # scaled by a power of two (exactly) and the steps refer to the scaled v
+        vf = np.ldexp(vf, -int(np.frexp(vmax)[1]))
+        vmax = float(np.max(np.abs(vf)))
     t0 = FIRST_STEP * max(1.0, xmax) / vmax
     steps = t0 * 2.0 ** -np.arange(N_STEPS)
     errors = np.empty(N_STEPS)

@@ -192,6 +192,15 @@ FLAG_CALLS = {
     "fit_linear progress": lambda v: fastgrad.fit_linear(np.ones((3, 2)), np.ones(3), epochs=1, progress=v),
     "dense_forward check_finite": lambda v: fastgrad.dense_forward(np.ones((2, 2)), np.ones((2, 2)), np.ones(2),
                                                                    check_finite=v),
+    "numgrad parallel": lambda v: fastgrad.numgrad(np.sum, np.ones(2), parallel=v),
+    "numgrad vectorized": lambda v: fastgrad.numgrad(np.sum, np.ones(2), vectorized=v),
+    "numjac parallel": lambda v: fastgrad.numjac(lambda x: x, np.ones(2), parallel=v),
+    "numjac vectorized": lambda v: fastgrad.numjac(lambda x: x, np.ones(2), vectorized=v),
+    "numhess parallel": lambda v: fastgrad.numhess(np.sum, np.ones(2), parallel=v),
+    "numhess_diag parallel": lambda v: fastgrad.numhess_diag(np.sum, np.ones(2), parallel=v),
+    "gradcheck raise_exception": lambda v: fastgrad.gradcheck(np.sum, np.ones_like, np.ones(2), raise_exception=v),
+    "hesscheck raise_exception": lambda v: fastgrad.hesscheck(np.sum, lambda x: np.zeros((2, 2)), np.ones(2),
+                                                              raise_exception=v),
 }
 
 
@@ -234,3 +243,74 @@ def test_complex_step_of_a_nan_value_is_nan(jit):
     S = sp.csr_array(np.ones((3, 2)))
     Js = fastgrad.numjac(F, x, method="complex", sparsity=S).toarray()
     assert np.isnan(Js[0]).all() and np.allclose(Js[1:], J[1:])
+
+
+# ---------------------------------------------------------------------------
+# Matrix identities: a finite cofactor whose running products over- or underflow; NaN in X
+
+
+def test_grad_det_of_singular_values_whose_running_products_overflow():
+    # det X = 1 and every cofactor is finite, but 1e160 * 1e160 overflows and
+    # 1e-160 * 1e-160 underflows on the way (the result was all NaN)
+    G = fastgrad.grad_det(np.diag([1e160, 1e160, 1e-160, 1e-160]))
+    np.testing.assert_allclose(G, np.diag([1e-160, 1e-160, 1e160, 1e160]), rtol=1e-14, atol=0)
+    # a cofactor beyond float64's range is inf where it is nonzero, the zeros stay zeros
+    G = fastgrad.grad_det(np.diag([1e200, 1e200, 1e-200]))
+    off = G.copy()
+    np.fill_diagonal(off, 0.0)
+    assert G[2, 2] == np.inf and not off.any()
+    np.testing.assert_allclose(np.diag(G)[:2], [1.0, 1.0], rtol=1e-14)
+    assert not fastgrad.grad_det(np.diag([1e-200, 1e-200, 1e-200])).any()  # cofactors 1e-400: 0
+    # permuted and signed: the same cofactors, moved
+    P = np.array([[0.0, 0.0, -1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0]])
+    X = P @ np.diag([1e160, 1e-160, 1e160, 1e-160])
+    want = np.linalg.det(P) * P @ np.diag([1e-160, 1e160, 1e-160, 1e160])  # adj(X)^T = det(X) X^-T, det X = det P
+    np.testing.assert_allclose(fastgrad.grad_det(X), want, rtol=1e-14, atol=1e-170)  # SVD rounding in the zeros
+
+
+@pytest.mark.parametrize("where", [(0, 0), (0, 1), (1, 0)])
+def test_nan_in_x_propagates_through_inverse_identities(where):
+    # slogdet / LAPACK's inverse call some NaN matrices singular: the docs say NaN propagates
+    X = np.array([[2.0, 1.0], [1.0, 1.0]])
+    X[where] = np.nan
+    assert np.isnan(fastgrad.grad_logdet(X)).all()
+    assert np.isnan(fastgrad.jacobian_inv(X)).all()
+    assert np.isnan(fastgrad.dinv(X, np.eye(2))).all()
+    assert np.isnan(fastgrad.grad_det(X)).all()
+
+
+# ---------------------------------------------------------------------------
+# gradcheck's fast mode validates h as the full check does; the gradient's dtype is checked
+
+
+def test_gradcheck_fast_mode_checks_h_and_grad():
+    x = np.array([0.5, -1.0, 2.0])
+    f = lambda x: np.sum(np.sin(x))  # noqa: E731
+    for mode in ("full", "fast"):
+        with pytest.raises(ValueError, match="h = 1e-300 vanishes at x"):  # was ZeroDivisionError (fast)
+            fastgrad.gradcheck(f, np.cos, x, mode=mode, h=1e-300)
+        with pytest.raises(ValueError, match=r"h has shape \(2,\) but x has shape \(3,\)"):  # fast: accepted
+            fastgrad.gradcheck(f, np.cos, x, mode=mode, h=np.array([1e-5, 1e-5]))
+        # a complex gradient passed with its imaginary part dropped; strings and None gave numpy's errors
+        for bad, dtype in ((lambda x: np.cos(x) + 5j, "complex128"), (lambda x: ["a", "b", "c"], "<U1"),
+                           (lambda x: None, "object")):
+            with pytest.raises(TypeError, match=f"grad must return an array of real numbers, got dtype {dtype}"):
+                fastgrad.gradcheck(f, bad, x, mode=mode)
+        assert fastgrad.gradcheck(f, np.cos, x, mode=mode, h=np.full(3, 1e-5)).ok
+        assert fastgrad.gradcheck(lambda x: float(np.sum(x)), lambda x: np.ones(3, dtype=int), x, mode=mode).ok
+
+
+# ---------------------------------------------------------------------------
+# taylor_test of a tiny direction: t_0 = 2^-4 max(1, max|x_i|) / max|v_i| overflowed to inf
+
+
+@pytest.mark.parametrize("vmax", [3e-310, 5e-324, 1e-300])
+def test_taylor_test_of_a_tiny_direction(vmax):
+    x = np.array([0.5, -1.0, 2.0])
+    f = lambda x: np.sum(np.sin(x))  # noqa: E731
+    v = np.array([vmax, 0.0, -vmax])
+    r = fastgrad.taylor_test(f, np.cos, x, v=v)
+    assert r.ok and np.isfinite(r.steps).all()
+    assert not fastgrad.taylor_test(f, lambda x: np.cos(x) + [1.0, 0.0, 0.0], x, v=v).ok
+    # the same steps as a direction of ordinary size with the same signs
+    assert fastgrad.taylor_test(f, np.cos, x, v=np.sign(v)).ok
