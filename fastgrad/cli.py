@@ -89,13 +89,34 @@ def check(seed: int = 0) -> int:
     return 1 if failed else 0
 
 
+def _int_at_least(minimum: int, value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {value!r}") from None
+    if n < minimum:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {n}")
+    return n
+
+
+def _nonnegative_int(value: str) -> int:
+    """argparse type: an int >= 0 (a negative one is a usage error, exit code 2)."""
+    return _int_at_least(0, value)
+
+
+def _positive_int(value: str) -> int:
+    """argparse type: an int >= 1 (zero or a negative one is a usage error, exit code 2)."""
+    return _int_at_least(1, value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastgrad", description="Fast, correct gradient kernels.")
     p.add_argument("--version", action="version", version=f"fastgrad {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="versions, backends, threads, CPU, BLAS, Numba cache dir")
     c = sub.add_parser("check", help="check every kernel of every backend against numpy")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=_nonnegative_int, default=0,
+                   help="seed of numpy.random.default_rng for the checks' inputs (an int >= 0; default 0)")
     from . import demo
 
     demo.add_arguments(
@@ -106,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--kernel", metavar="NAME", help="only this kernel (e.g. mse_grad)")
     b.add_argument("--json", metavar="FILE", help="write the medians and ratios as JSON")
     b.add_argument("--plot", metavar="FILE", help="write a bar chart PNG (needs matplotlib)")
-    b.add_argument("--rounds", type=int, help="interleaved timing rounds (default 5 quick, 15 full)")
+    b.add_argument("--rounds", type=_positive_int,
+                   help="interleaved timing rounds, >= 1 (default 5 quick, 15 full)")
     b.add_argument("--markdown", action="store_true",
                    help="print the table as Markdown (default: aligned plain text for a terminal)")
     return p

@@ -88,8 +88,36 @@ def _plot(losses_central: np.ndarray, losses_analytic: np.ndarray, path: str) ->
     fig.savefig(path)
 
 
+def _unwritable_reason(path: str) -> str | None:
+    """Why the loss-curve PNG cannot be written to ``path`` (None: it looks writable).
+
+    Checked before the fit, so that a bad ``--out`` fails at once and not after the whole run:
+    the directory must exist and be writable, ``path`` must not be a directory, and its
+    extension (if any; none means matplotlib's default format) must be one matplotlib saves.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    directory = os.path.dirname(path) or os.curdir
+    if not os.path.isdir(directory):
+        return f"no such directory: {directory}"
+    if os.path.isdir(path):
+        return "it is a directory"
+    if not os.access(directory, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        return "permission denied"
+    ext = os.path.splitext(path)[1][1:].lower()
+    supported = FigureCanvasAgg.get_supported_filetypes()
+    if ext and ext not in supported:
+        return f"unsupported format {ext!r} (supported: {', '.join(sorted(supported))})"
+    return None
+
+
 def run(args: argparse.Namespace | None = None, *, file: TextIO | None = None) -> int:
-    """Run the demo; return the exit code (0 on success, 2 on bad options)."""
+    """Run the demo; return the exit code (0 on success, 2 on bad options).
+
+    Bad options include an ``--out`` that cannot be written (missing or read-only directory,
+    a format matplotlib cannot save): ``fastgrad demo: cannot write PATH: REASON`` on stderr,
+    checked before the fit.  (1: the two gradients disagree.)
+    """
     from .train import fit_linear
 
     out = sys.stdout if file is None else file
@@ -98,6 +126,24 @@ def run(args: argparse.Namespace | None = None, *, file: TextIO | None = None) -
 
     def say(*parts: object) -> None:
         print(*parts, file=out)
+
+    def cannot_write(path: str, reason: object) -> int:
+        print(f"fastgrad demo: cannot write {path}: {reason}", file=sys.stderr)
+        return 2
+
+    plot = not getattr(args, "no_plot", False)
+    path = getattr(args, "out", DEFAULT_OUT) or DEFAULT_OUT
+    have_matplotlib = False
+    if plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            have_matplotlib = True
+            reason = _unwritable_reason(path)  # before the fit, not after it
+            if reason is not None:
+                return cannot_write(path, reason)
 
     A, Y, W0 = seed004_problem()
     epochs = getattr(args, "epochs", 1000)
@@ -144,15 +190,17 @@ def run(args: argparse.Namespace | None = None, *, file: TextIO | None = None) -
     say("The loss is quadratic in each weight, so central differences differ from the analytic")
     say("gradient by rounding only (docs/derivations.md, \"MSE gradient of a linear model\").")
     say()
-    if getattr(args, "no_plot", False):
+    if not plot:
         return 0 if agree else 1
-    path = getattr(args, "out", DEFAULT_OUT) or DEFAULT_OUT
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    if not have_matplotlib:
         say("No loss-curve plot: matplotlib is not installed. "
             "Get it with: pip install fastgrad[plot]   (then run fastgrad demo again)")
         return 0 if agree else 1
-    _plot(central.losses, analytic.losses, path)
+    try:
+        _plot(central.losses, analytic.losses, path)
+    except OSError as exc:  # the checks above passed, but the write failed all the same
+        return cannot_write(path, exc.strerror or exc)
+    except ValueError as exc:
+        return cannot_write(path, exc)
     say(f"Loss curve written to {os.path.abspath(path)}")
     return 0 if agree else 1

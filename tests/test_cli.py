@@ -79,6 +79,41 @@ def test_usage_errors(capsys):
     assert exc.value.code == 2
 
 
+@pytest.mark.parametrize("seed", ["-1", "-7", "x"])
+def test_check_rejects_a_bad_seed(capsys, seed):
+    # a negative seed used to reach numpy.random.default_rng and turn all 138 checks into ERRORs
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["check", "--seed", seed])
+    assert exc.value.code == 2
+    assert "argument --seed" in capsys.readouterr().err
+
+
+@pytest.fixture
+def fake_bench(monkeypatch):
+    """Replace the benchmark runner: the keyword arguments the CLI passes, and no benchmark runs."""
+    from fastgrad._bench import runner
+
+    calls = []
+    monkeypatch.setattr(runner, "main", lambda **kwargs: calls.append(kwargs) or 0)
+    return calls
+
+
+@pytest.mark.parametrize("rounds", ["0", "-1", "x"])
+def test_bench_rejects_bad_rounds_before_any_work(capsys, fake_bench, rounds):
+    # -1 used to crash (median of no rounds) after every case's set-up; 0 silently meant the default
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "--quick", "--rounds", rounds])
+    assert exc.value.code == 2
+    assert "argument --rounds" in capsys.readouterr().err
+    assert fake_bench == []
+
+
+def test_bench_passes_rounds_on(fake_bench):
+    assert cli.main(["bench", "--quick", "--rounds", "1"]) == 0
+    assert cli.main(["bench", "--quick"]) == 0
+    assert [c["rounds"] for c in fake_bench] == [1, None]
+
+
 def test_python_dash_m_is_the_console_script():
     r = subprocess.run([sys.executable, "-m", "fastgrad", "--version"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == f"fastgrad {fastgrad.__version__}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import errno
 import io
 import re
 
@@ -62,3 +63,55 @@ def test_demo_options(tmp_path, capsys):
     assert code == 2 and "lr must be finite and > 0" in text
     assert demo.run(parse(["--epochs", "3", "--no-plot"])) == 0  # default: stdout
     assert "Loss (3):" in capsys.readouterr().out
+
+
+@pytest.fixture
+def no_fit(monkeypatch):
+    """Make the fit fail loudly: a bad --out must be caught before it runs."""
+    from fastgrad import train
+
+    def fit_linear(*args, **kwargs):
+        raise AssertionError("the fit ran before --out was checked")
+
+    monkeypatch.setattr(train, "fit_linear", fit_linear)
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("missing/dir/curve.png", "no such directory: "),
+    ("curve.txt", "unsupported format 'txt' (supported: "),
+    (".", "it is a directory"),
+])
+def test_demo_rejects_an_unwritable_out_before_the_fit(tmp_path, capsys, no_fit, name, reason):
+    pytest.importorskip("matplotlib")
+    path = str(tmp_path / name)
+    code, text = run(["--out", path, "--epochs", "0"])
+    assert code == 2 and text == ""
+    err = capsys.readouterr().err
+    assert err.startswith(f"fastgrad demo: cannot write {path}: {reason}"), err
+    assert "Traceback" not in err
+    assert not (tmp_path / name).is_file()
+
+
+def test_demo_accepts_any_format_matplotlib_saves(tmp_path):
+    pytest.importorskip("matplotlib")
+    svg = tmp_path / "curve.SVG"
+    code, text = run(["--out", str(svg), "--epochs", "0"])
+    assert code == 0 and f"Loss curve written to {svg}" in text
+    assert b"<svg" in svg.read_bytes()
+
+
+@pytest.mark.parametrize("exc, reason", [
+    (OSError(errno.ENOSPC, "No space left on device"), "No space left on device"),
+    (ValueError("Format 'png' is not supported"), "Format 'png' is not supported"),
+])
+def test_demo_reports_a_failed_save(tmp_path, capsys, monkeypatch, exc, reason):
+    pytest.importorskip("matplotlib")
+
+    def failing_plot(*args):
+        raise exc
+
+    monkeypatch.setattr(demo, "_plot", failing_plot)
+    path = str(tmp_path / "curve.png")
+    code, _ = run(["--out", path, "--epochs", "0"])
+    assert code == 2
+    assert capsys.readouterr().err == f"fastgrad demo: cannot write {path}: {reason}\n"
