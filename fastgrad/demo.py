@@ -93,7 +93,8 @@ def _unwritable_reason(path: str) -> str | None:
 
     Checked before the fit, so that a bad ``--out`` fails at once and not after the whole run:
     the directory must exist and be writable, ``path`` must not be a directory, and its
-    extension (if any; none means matplotlib's default format) must be one matplotlib saves.
+    extension (if any; none: PNG, and ``.png`` is appended) must be one matplotlib saves
+    by itself.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -105,7 +106,8 @@ def _unwritable_reason(path: str) -> str | None:
     if not os.access(directory, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         return "permission denied"
     ext = os.path.splitext(path)[1][1:].lower()
-    supported = FigureCanvasAgg.get_supported_filetypes()
+    supported = dict(FigureCanvasAgg.get_supported_filetypes())
+    supported.pop("pgf", None)  # matplotlib writes PGF through a LaTeX installation
     if ext and ext not in supported:
         return f"unsupported format {ext!r} (supported: {', '.join(sorted(supported))})"
     return None
@@ -133,6 +135,8 @@ def run(args: argparse.Namespace | None = None, *, file: TextIO | None = None) -
 
     plot = not getattr(args, "no_plot", False)
     path = getattr(args, "out", DEFAULT_OUT) or DEFAULT_OUT
+    if not os.path.splitext(path)[1] and not os.path.isdir(path):
+        path += ".png"  # what matplotlib would write: say so, and check that name
     have_matplotlib = False
     if plot:
         try:
@@ -153,7 +157,7 @@ def run(args: argparse.Namespace | None = None, *, file: TextIO | None = None) -
         central = fit_linear(A, Y, lr=lr, epochs=epochs, grad="central", h=h, w0=W0)
         analytic = fit_linear(A, Y, lr=lr, epochs=epochs, grad="analytic", w0=W0)
     except (ValueError, TypeError) as exc:
-        say(f"fastgrad demo: {exc}")
+        print(f"fastgrad demo: {exc}", file=sys.stderr)
         return 2
 
     say("Fit Y ~ A W by gradient descent on the mean squared error:")
@@ -200,7 +204,7 @@ def run(args: argparse.Namespace | None = None, *, file: TextIO | None = None) -
         _plot(central.losses, analytic.losses, path)
     except OSError as exc:  # the checks above passed, but the write failed all the same
         return cannot_write(path, exc.strerror or exc)
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:  # a format matplotlib could not write after all
         return cannot_write(path, exc)
     say(f"Loss curve written to {os.path.abspath(path)}")
     return 0 if agree else 1

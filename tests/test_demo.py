@@ -59,8 +59,10 @@ def test_demo_options(tmp_path, capsys):
     code, text = run(["--epochs", "8", "--no-plot"])
     assert code == 0 and "Loss (8):" in text and "Loss (9)" not in text and "written" not in text
     assert "reproduce the original" not in text  # only claimed for the original settings
+    capsys.readouterr()
     code, text = run(["--lr", "-1", "--no-plot"])
-    assert code == 2 and "lr must be finite and > 0" in text
+    err = capsys.readouterr().err
+    assert code == 2 and text == "" and err.startswith("fastgrad demo: lr must be finite and > 0"), err
     assert demo.run(parse(["--epochs", "3", "--no-plot"])) == 0  # default: stdout
     assert "Loss (3):" in capsys.readouterr().out
 
@@ -79,6 +81,7 @@ def no_fit(monkeypatch):
 @pytest.mark.parametrize("name, reason", [
     ("missing/dir/curve.png", "no such directory: "),
     ("curve.txt", "unsupported format 'txt' (supported: "),
+    ("curve.pgf", "unsupported format 'pgf' (supported: "),  # matplotlib needs LaTeX for it
     (".", "it is a directory"),
 ])
 def test_demo_rejects_an_unwritable_out_before_the_fit(tmp_path, capsys, no_fit, name, reason):
@@ -100,9 +103,18 @@ def test_demo_accepts_any_format_matplotlib_saves(tmp_path):
     assert b"<svg" in svg.read_bytes()
 
 
+def test_demo_without_an_extension_writes_and_names_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    code, text = run(["--out", str(tmp_path / "curve"), "--epochs", "0"])
+    png = tmp_path / "curve.png"
+    assert code == 0 and f"Loss curve written to {png}\n" in text
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 @pytest.mark.parametrize("exc, reason", [
     (OSError(errno.ENOSPC, "No space left on device"), "No space left on device"),
     (ValueError("Format 'png' is not supported"), "Format 'png' is not supported"),
+    (RuntimeError("latex was not able to process"), "latex was not able to process"),
 ])
 def test_demo_reports_a_failed_save(tmp_path, capsys, monkeypatch, exc, reason):
     pytest.importorskip("matplotlib")
