@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     if not args.old_tree or not args.out:
         p.error("OLD_TREE and --out are needed to run")
     old_tree = Path(args.old_tree).resolve()
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # the runs write from inside each tree
     out.mkdir(parents=True, exist_ok=True)
     kernels = args.kernel or sorted(set(kernels_of(old_tree)) & set(kernels_of(NEW_TREE)))
     trees = {"old": old_tree, "new": NEW_TREE}
