@@ -53,7 +53,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import _config, _validate
-from .._config import NUMBA_FLAGS
+from .._config import NUMBA_EXACT_FLAGS, NUMBA_FLAGS
 from ._targets import jit_targets, launch
 
 __all__ = [
@@ -125,7 +125,14 @@ def n_blocks(N):
 # Scalar functions
 
 
-@njit(**NUMBA_FLAGS)
+# The elementwise passes (activations, their derivatives, the losses) and the
+# combines over blocks are compiled without fast-math (NUMBA_EXACT_FLAGS): with
+# it, LLVM re-associated and contracted them differently in the serial and the
+# parallel target (the cross-entropy loss and the sigmoid backward 1 ulp apart at
+# 1 and 2 threads, depending on the order of compiling and loading from the
+# cache).  These passes are bound by memory and exp; mlp2 at (10^5, 32, 64, 10)
+# took the same time either way.  dw_db_block keeps fast-math (its sums vectorise).
+@njit(**NUMBA_EXACT_FLAGS)
 def sigmoid(z):
     """Overflow-safe logistic function ``1 / (1 + exp(-z))`` (exp of a non-positive number only)."""
     if z >= 0.0:
@@ -134,7 +141,7 @@ def sigmoid(z):
     return e / (1.0 + e)
 
 
-@njit(**NUMBA_FLAGS)
+@njit(**NUMBA_EXACT_FLAGS)
 def activate(z, act):
     """``sigma(z)`` for activation code ``act``; NaN propagates (relu(NaN) is NaN)."""
     if act == SIGMOID:
@@ -146,7 +153,7 @@ def activate(z, act):
     return z
 
 
-@njit(**NUMBA_FLAGS)
+@njit(**NUMBA_EXACT_FLAGS)
 def activation_derivative(a, act):
     """``sigma'(z)`` from the value ``a = sigma(z)``: 1, ``a (1 - a)``, ``1 - a**2``, ``[a > 0]``."""
     if act == SIGMOID:
@@ -198,7 +205,7 @@ def dw_db_block(X, dZ, start, stop, G, B):
         i += 1
 
 
-@njit(**NUMBA_FLAGS)
+@njit(**NUMBA_EXACT_FLAGS)
 def dw_db_combine(G, B, dW, db):
     """``dW[j, k] = sum_b G[b, k, j]``, ``db[k] = sum_b B[b, k]``, blocks in order."""
     nb = G.shape[0]
@@ -254,7 +261,7 @@ def bias_block(dZ, start, stop, B):
         i += 1
 
 
-@njit(**NUMBA_FLAGS)
+@njit(**NUMBA_EXACT_FLAGS)
 def combine_bias(B, db):
     """``db[k] = sum_b B[b, k]`` in block order (B may be padded: C = db.shape[0])."""
     nb = B.shape[0]
@@ -285,7 +292,7 @@ bias_grad_kernel, bias_grad_kernel_parallel = jit_targets(bias_grad_kernel)
 # Forward: Z <- sigma(Z + b)
 
 
-@njit(**NUMBA_FLAGS)
+@njit(**NUMBA_EXACT_FLAGS)
 def bias_activation_row(Z, b, act, i):
     """Row i: ``z_ik <- sigma(z_ik + b_k)``."""
     C = Z.shape[1]
@@ -314,7 +321,7 @@ bias_activation_kernel, bias_activation_kernel_parallel = jit_targets(bias_activ
 # Losses: Z (N, C) holds X W (without the bias); on return it holds dL/dZ.
 
 
-@njit(**NUMBA_FLAGS)
+@njit(**NUMBA_EXACT_FLAGS)
 def xent_labels_block(Z, b, labels, scale, start, stop, B):
     r"""Softmax cross-entropy rows start <= i < stop; return ``sum_i (lse_i - z_{i,y_i})``.
 
@@ -349,7 +356,7 @@ def xent_labels_block(Z, b, labels, scale, start, stop, B):
     return total
 
 
-@njit(**NUMBA_FLAGS)
+@njit(**NUMBA_EXACT_FLAGS)
 def targets_block(Z, b, Y, kind, scale, start, stop, B):
     r"""MSE or cross-entropy with dense targets, rows start <= i < stop; return the loss sum.
 
@@ -393,7 +400,7 @@ def targets_block(Z, b, Y, kind, scale, start, stop, B):
     return total
 
 
-@njit(**NUMBA_FLAGS)
+@njit(**NUMBA_EXACT_FLAGS)
 def _loss_combine(L, B, scale, db):
     total = 0.0
     for blk in range(L.shape[0]):
@@ -444,7 +451,7 @@ loss_targets_kernel, loss_targets_kernel_parallel = jit_targets(loss_targets_ker
 # Backward through the activation: dZ = dA o sigma'(Z), sigma' from A = sigma(Z)
 
 
-@njit(**NUMBA_FLAGS)
+@njit(**NUMBA_EXACT_FLAGS)
 def act_backward_block(dA, A, act, start, stop, B):
     """Rows start <= i < stop: ``da_ik <- da_ik sigma'(a_ik)`` in place; ``B[k] += da_ik``."""
     H = dA.shape[1]
