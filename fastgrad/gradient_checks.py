@@ -69,12 +69,18 @@ class GradcheckResult(NamedTuple):
 # scipy.optimize drop-ins
 
 
-def _fprime_steps(x0: np.ndarray, epsilon: Any) -> np.ndarray:
-    """scipy's absolute steps: epsilon, or ``sqrt(eps) sign(x) max(1, |x|)`` where x + epsilon == x."""
+def _fprime_steps(x0: np.ndarray, epsilon: Any, f0_dtype: np.dtype) -> np.ndarray:
+    """scipy's absolute steps: epsilon, or ``sqrt(eps) sign(x) max(1, |x|)`` where x + epsilon == x
+    (everywhere for ``epsilon=None``), eps that of f's result when it is a narrower float than x's
+    float64 (float32, float16), as scipy's ``_eps_for_method``."""
     sign_x0 = (x0 >= 0).astype(float) * 2 - 1
+    narrow = f0_dtype.kind == "f" and f0_dtype.itemsize < 8
+    relative = np.finfo(f0_dtype if narrow else np.float64).eps ** 0.5 * sign_x0 * np.maximum(1.0, np.abs(x0))
+    if epsilon is None:
+        return np.ascontiguousarray(relative, dtype=np.float64)
     h = epsilon
     dx = (x0 + h) - x0
-    h = np.where(dx == 0, np.finfo(np.float64).eps ** 0.5 * sign_x0 * np.maximum(1.0, np.abs(x0)), h)
+    h = np.where(dx == 0, relative, h)
     return np.array(np.broadcast_to(h, x0.shape), dtype=np.float64, order="C")
 
 
@@ -90,10 +96,11 @@ def approx_fprime(xk: Any, f: Callable, epsilon: Any = _EPSILON, *args: Any) -> 
     ----------
     xk : array_like of shape (n,)
     f : callable ``f(xk, *args)`` -> scalar or 1-D array
-    epsilon : float or array_like of shape (n,)
+    epsilon : float, array_like of shape (n,) or None
         Absolute step(s); default ``sqrt(np.finfo(float).eps)``.  As in scipy,
         a step that vanishes at xk (``xk + epsilon == xk``) is replaced by
-        ``sqrt(eps) * sign(xk) * max(1, |xk|)``.
+        ``sqrt(eps) * sign(xk) * max(1, |xk|)``, eps that of float64, or of f's
+        result when it is float32 or float16; None takes that step everywhere.
     *args
         Extra arguments of f.
 
@@ -118,7 +125,7 @@ def approx_fprime(xk: Any, f: Callable, epsilon: Any = _EPSILON, *args: Any) -> 
     f0 = _fprime_value(f0_raw)
     if f0.ndim > 1:
         raise ValueError("`f0` passed has more than 1 dimension.")
-    h = _fprime_steps(x0, epsilon)
+    h = _fprime_steps(x0, epsilon, f0.dtype)
     if _is_njit(f) and np.ndim(f0_raw) == 0:  # a compiled scalar f: the gradient loop
         grad, _ = _numgrad(f, x0, args, h, "forward", f0=f0_raw, seconds=seconds)
         return grad

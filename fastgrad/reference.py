@@ -53,10 +53,20 @@ def kron(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 
 def jacobian_wx(x: np.ndarray, n: int, order_c: bool) -> np.ndarray:
-    r"""∂(W x)/∂vec(W) for W (n, m): ``xᵀ ⊗ I_n`` (order F) or ``I_n ⊗ xᵀ`` (order C)."""
-    eye = np.eye(n, dtype=x.dtype)
-    row = x.reshape(1, -1)
-    return np.kron(eye, row) if order_c else np.kron(row, eye)
+    r"""∂(W x)/∂vec(W) for W (n, m): ``xᵀ ⊗ I_n`` (order F) or ``I_n ⊗ xᵀ`` (order C).
+
+    ``J[i, a + b n]`` (F) or ``J[i, a m + b]`` (C) ``= δ_ia x_b``: x placed on the identity's
+    support, exact zeros elsewhere even where x holds NaN or Inf (``np.kron`` would make NaN of
+    ``0 * NaN``).
+    """
+    m = x.shape[0]
+    J = np.zeros((n, n * m), dtype=x.dtype)
+    i = np.arange(n)
+    if order_c:
+        J.reshape(n, n, m)[i, i, :] = x
+    else:
+        J.reshape(n, m, n)[i, :, i] = x
+    return J
 
 
 def kron_csr(P, Q):
@@ -160,12 +170,16 @@ def nn_loss(Z: np.ndarray, Y: np.ndarray, loss: str, labels: bool) -> tuple[floa
         loss_val = float(0.0 - np.sum(logp[np.arange(N), Y]) / N)
     else:
         # classes with zero target weight do not enter the sum (0 * log 0 is 0 here)
-        loss_val = float(-np.sum(np.where(T != 0, T * logp, 0.0)) / N)
+        loss_val = float(-np.sum(T * np.where(T != 0, logp, 0.0)) / N)
     P = np.exp(logp)
     dZ = (P * T.sum(axis=1, keepdims=True) - T) / N
     # a row whose softmax is NaN (a +inf or NaN logit) is NaN in every entry, as the compiled
-    # kernels give it (their 1 / sum_k e_ik is NaN for the whole row)
-    dZ[np.isnan(P).any(axis=1)] = np.nan
+    # kernels give it (their 1 / sum_k e_ik is NaN for the whole row); its loss term is NaN too,
+    # also where the +inf logit is another class than the target's (log_softmax gives -inf there)
+    nan_rows = np.isnan(P).any(axis=1)
+    dZ[nan_rows] = np.nan
+    if nan_rows.any():
+        loss_val = float("nan")
     return loss_val, dZ
 
 

@@ -314,3 +314,84 @@ def test_taylor_test_of_a_tiny_direction(vmax):
     assert not fastgrad.taylor_test(f, lambda x: np.cos(x) + [1.0, 0.0, 0.0], x, v=v).ok
     # the same steps as a direction of ordinary size with the same signs
     assert fastgrad.taylor_test(f, np.cos, x, v=np.sign(v)).ok
+
+
+# ---------------------------------------------------------------------------
+# approx_fprime/check_grad: scipy's replacement step follows the dtype of f's result (sqrt of
+# float32's eps for a float32 f, not float64's, which a float32 f cannot resolve: gradient 0);
+# epsilon=None takes that relative step everywhere, as scipy's
+
+
+@pytest.mark.parametrize("epsilon", [0.0, None, np.array([1e-8, 0.0, 1e-8, 0.0])])
+@pytest.mark.parametrize("fdtype", [np.float32, np.float16, np.float64, int])
+def test_approx_fprime_vanishing_step_follows_the_dtype_of_f(epsilon, fdtype):
+    from scipy import optimize
+
+    x = np.array([0.5, -1.0, 2.0, 1e20])
+    scalar = lambda x: fdtype(np.sum(np.sin(x[:3]) * x[:3]) * 1000)  # noqa: E731
+    vector = lambda x: np.append(np.sin(x[:3]) * 1000, x[3] * 1e-18).astype(fdtype)  # noqa: E731
+    for f in (scalar, vector):
+        np.testing.assert_array_equal(fastgrad.approx_fprime(x, f, epsilon), optimize.approx_fprime(x, f, epsilon))
+    grad = lambda x: np.cos(x[:3]) * x[:3] + np.sin(x[:3])  # noqa: E731
+    f3 = lambda x: fdtype(np.sum(np.sin(x) * x))  # noqa: E731
+    x3 = x[:3]
+    e3 = epsilon[:3] if isinstance(epsilon, np.ndarray) else epsilon
+    assert fastgrad.check_grad(f3, grad, x3, epsilon=e3) == optimize.check_grad(f3, grad, x3, epsilon=e3)
+
+
+# ---------------------------------------------------------------------------
+# jacobian_Wx: the entries off the identity's support are exact zeros on every backend, even where
+# x holds NaN or Inf (the numpy backend's np.kron made NaN of 0 * NaN there)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_jacobian_Wx_nonfinite_x_leaves_exact_zeros(backend, order):
+    x = np.array([1.0, np.nan, 0.0, np.inf, -0.0])
+    n, m = 3, x.size
+    expected = np.zeros((n, n * m))
+    for i in range(n):
+        for b in range(m):
+            expected[i, i + b * n if order == "F" else i * m + b] = x[b]
+    J = fastgrad.jacobian_Wx(x, n, order=order, backend=backend)
+    np.testing.assert_array_equal(J, expected)
+    np.testing.assert_array_equal(fastgrad.jacobian_Wx(x, n, order=order, format="csr", backend=backend).toarray(),
+                                  expected)
+
+
+# ---------------------------------------------------------------------------
+# Cross-entropy with a +inf logit in another class than the target's: the row's softmax is NaN,
+# so its loss is NaN on every backend (the numpy backend's log_softmax gave -inf there: loss +inf)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("targets", ["labels", "one-hot"])
+def test_mlp2_inf_logit_of_another_class_gives_nan_loss(backend, targets):
+    X, W1, b1, W2 = np.ones((2, 1)), np.ones((1, 1)), np.zeros(1), np.zeros((1, 3))
+    b2 = np.array([np.inf, 0.0, 0.0])
+    y = np.array([1, 2])  # never the +inf class
+    Y = y if targets == "labels" else np.eye(3)[y]
+    with np.errstate(invalid="ignore", over="ignore"):
+        val, grads = fastgrad.mlp2_loss_and_grad(X, Y, W1, b1, W2, b2, activation="identity", backend=backend)
+    assert np.isnan(val)
+    for g in grads:
+        assert np.isnan(g).all(), grads
+
+
+# ---------------------------------------------------------------------------
+# Cross-entropy with dense targets and a -inf logit in a class whose target is 0: that class has
+# probability 0 and target 0, so it adds nothing (the compiled kernels' 0 * inf made the loss NaN)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("targets", ["labels", "one-hot", "probabilities"])
+def test_mlp2_minus_inf_logit_of_a_zero_target_adds_nothing(backend, targets):
+    X, W1, b1, W2 = np.ones((2, 1)), np.ones((1, 1)), np.zeros(1), np.zeros((1, 3))
+    b2 = np.array([-np.inf, 0.0, 0.0])
+    y = np.array([1, 2])
+    Y = {"labels": y, "one-hot": np.eye(3)[y], "probabilities": np.array([[0.0, 0.5, 0.5]] * 2)}[targets]
+    val, grads = fastgrad.mlp2_loss_and_grad(X, Y, W1, b1, W2, b2, activation="identity", backend=backend)
+    # the two finite classes share the probability: loss log 2, and the gradients are finite
+    assert val == pytest.approx(np.log(2.0), rel=1e-15)
+    for g in grads:
+        assert np.isfinite(g).all(), grads

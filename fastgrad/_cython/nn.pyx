@@ -305,7 +305,8 @@ cdef double targets_block(floating* Z, const floating* b, const floating* Y, Py_
         for k in range(C):
             z = zi[k]
             y = yi[k]
-            total = total + y * (m - z)
+            if y != 0.0:  # a zero target adds nothing, also where z_ik = -inf (0 * inf is NaN)
+                total = total + y * (m - z)
             sy = sy + y
             e = exp(z - m)
             zi[k] = <floating>e

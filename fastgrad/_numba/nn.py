@@ -387,7 +387,8 @@ def targets_block(Z, b, Y, kind, scale, start, stop, B):
         for k in range(C):
             z = np.float64(Z[i, k])
             y = np.float64(Y[i, k])
-            total += y * (m - z)
+            if y != 0.0:  # a zero target adds nothing, also where z_ik = -inf (0 * inf is NaN)
+                total += y * (m - z)
             sy += y
             e = math.exp(z - m)
             Z[i, k] = e
