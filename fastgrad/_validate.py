@@ -92,7 +92,8 @@ def as_array(x: Any, name: str) -> np.ndarray:
     if _is_sparse(x):
         raise TypeError(
             f"{name} is a scipy.sparse {type(x).__name__}; this function takes dense arrays only "
-            f"(pass {name}.toarray()); mse_hessp and mse_hessian take a scipy.sparse CSR/CSC A, and "
+            f"(pass {name}.toarray()); the MSE functions (mse_loss, mse_grad, mse_loss_and_grad, "
+            f"MSEObjective, mse_hessp, mse_hessian) take a scipy.sparse CSR/CSC A, and "
             f"the Kronecker/Jacobian builders can return sparse results with format='csr'"
         )
     try:

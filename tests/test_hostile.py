@@ -395,3 +395,15 @@ def test_mlp2_minus_inf_logit_of_a_zero_target_adds_nothing(backend, targets):
     assert val == pytest.approx(np.log(2.0), rel=1e-15)
     for g in grads:
         assert np.isfinite(g).all(), grads
+
+
+# ---------------------------------------------------------------------------
+# group_columns: an order that is neither a permutation nor a seed is named in the error
+# (numpy's RandomState raised its own "Cannot cast scalar" / "Seed must be ..." errors)
+
+
+@pytest.mark.parametrize("order", ["abc", 1.5, -1, 2**40, True])
+def test_group_columns_names_a_bad_order(order):
+    with pytest.raises(ValueError, match=r"order must be a permutation of range\(3\), None or a seed"):
+        fastgrad.group_columns(np.eye(3), order=order)
+    assert fastgrad.group_columns(np.eye(3), order=np.uint32(2**32 - 1)).shape == (3,)
