@@ -220,7 +220,11 @@ def sparse_quotients(f: Callable, x: np.ndarray, args: tuple, step_list: list[np
     m, n = int(np.prod(fshape)), x.size
     if isinstance(sparsity, tuple) and len(sparsity) == 2:
         S, groups = sparsity
-        indptr, indices = _validate.sparsity_structure(S, (m, n))
+        try:
+            indptr, indices = _validate.sparsity_structure(S, (m, n))
+        except ValueError as exc:  # a structure written as a tuple of rows reads as (S, groups)
+            raise ValueError(f"{exc}; a 2-tuple sparsity is read as (structure, groups), as scipy's: "
+                             "pass a structure as an array or a scipy.sparse matrix") from None
         groups = _validate.sparsity_groups(groups, n)
     else:
         indptr, indices = _validate.sparsity_structure(sparsity, (m, n))

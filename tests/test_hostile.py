@@ -407,3 +407,16 @@ def test_group_columns_names_a_bad_order(order):
     with pytest.raises(ValueError, match=r"order must be a permutation of range\(3\), None or a seed"):
         fastgrad.group_columns(np.eye(3), order=order)
     assert fastgrad.group_columns(np.eye(3), order=np.uint32(2**32 - 1)).shape == (3,)
+
+
+# ---------------------------------------------------------------------------
+# numjac: a structure written as a 2-tuple of rows reads as (structure, groups), as scipy's (which
+# then returns a wrong Jacobian); the error says so
+
+
+def test_numjac_a_tuple_structure_error_names_the_tuple_reading():
+    f = lambda x: 2.0 * x  # noqa: E731
+    with pytest.raises(ValueError, match=r"a 2-tuple sparsity is read as \(structure, groups\)"):
+        fastgrad.numjac(f, np.ones(2), sparsity=((1, 0), (0, 1)))
+    J = fastgrad.numjac(f, np.ones(2), sparsity=np.array(((1, 0), (0, 1))))  # the same rows as an array
+    np.testing.assert_allclose(J.toarray(), 2.0 * np.eye(2), rtol=1e-6)
