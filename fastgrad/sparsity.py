@@ -88,7 +88,9 @@ def group_columns(S: Any, order: Any = 0) -> np.ndarray:
     ------
     ValueError
         S not two-dimensional or not boolean/real; ``order`` not a
-        permutation of ``range(n)``.
+        permutation of ``range(n)``, or a seed outside ``[0, 2**32)``.
+    TypeError
+        ``order`` a scalar that is not an integer.
 
     Examples
     --------
@@ -99,10 +101,9 @@ def group_columns(S: Any, order: Any = 0) -> np.ndarray:
     """
     m, n, csc = _pattern_csc(S, "S")
     if order is None or np.isscalar(order):
-        if order is not None and (isinstance(order, (bool, np.bool_)) or not isinstance(order, (int, np.integer))
-                                  or not 0 <= order < 2**32):
-            raise ValueError(f"order must be a permutation of range({n}), None or a seed (an int in "
-                             f"[0, 2**32)), got {order!r}")
+        if order is not None and _validate.check_positive_int(order, "order", minimum=0) >= 2**32:
+            raise ValueError(f"order must be a permutation of range({n}), None or a seed below 2**32, "
+                             f"got {order!r}")
         perm = np.random.RandomState(order).permutation(n)
     else:
         perm = np.asarray(order)

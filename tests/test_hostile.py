@@ -402,9 +402,15 @@ def test_mlp2_minus_inf_logit_of_a_zero_target_adds_nothing(backend, targets):
 # (numpy's RandomState raised its own "Cannot cast scalar" / "Seed must be ..." errors)
 
 
-@pytest.mark.parametrize("order", ["abc", 1.5, -1, 2**40, True])
-def test_group_columns_names_a_bad_order(order):
-    with pytest.raises(ValueError, match=r"order must be a permutation of range\(3\), None or a seed"):
+@pytest.mark.parametrize("order, error, message", [
+    ("abc", TypeError, "order must be an integer, got str"),
+    (1.5, TypeError, "order must be an integer, got float"),
+    (True, TypeError, "order must be an integer, got bool"),
+    (-1, ValueError, "order must be >= 0, got -1"),
+    (2**40, ValueError, r"order must be a permutation of range\(3\), None or a seed below 2\*\*32"),
+])
+def test_group_columns_names_a_bad_order(order, error, message):
+    with pytest.raises(error, match=message):
         fastgrad.group_columns(np.eye(3), order=order)
     assert fastgrad.group_columns(np.eye(3), order=np.uint32(2**32 - 1)).shape == (3,)
 
