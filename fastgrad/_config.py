@@ -59,6 +59,8 @@ __all__ = [
     "MIN_ROWS_PER_BLOCK",
     "row_blocks",
     "sparse_row_blocks",
+    "sparse_checks_in_pass",
+    "SPARSE_CHECK_MIN_ENTRIES",
     "SPARSE_PARTIALS_BYTES",
     "threads_for",
     "sparse_threads",
@@ -246,6 +248,22 @@ def row_blocks(N):
 # (D, K) gradient partial, so for wide data the blocks are made larger until the
 # partials together stay under this many bytes (still a function of the shape only).
 SPARSE_PARTIALS_BYTES = 1 << 25
+
+
+# A CSR A's column indices must be in range before a kernel gathers and scatters
+# through them.  With one output and rows of SPARSE_CHECK_MIN_ENTRIES entries or
+# more on average, the kernels' row loops check each index as they read it (the
+# row's largest, read as unsigned), free on a pass bound by memory, where a
+# separate pass over the indices cost a quarter of the call (2*10**7 entries,
+# 100 a row).  Shorter rows, and K > 1, get that separate pass in validation: at
+# 5-10 entries a row the compares cost 10-25% of the row loops, the pass 5%.
+SPARSE_CHECK_MIN_ENTRIES = 32
+
+
+def sparse_checks_in_pass(entries, N, K):
+    """True when the CSR kernels check the column indices of a pass over ``entries`` stored entries
+    in N rows with K outputs themselves (else validation does; see SPARSE_CHECK_MIN_ENTRIES)."""
+    return K == 1 and N > 0 and entries >= SPARSE_CHECK_MIN_ENTRIES * N
 
 
 def sparse_row_blocks(N, D, K):

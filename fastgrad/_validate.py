@@ -49,6 +49,9 @@ __all__ = [
     "SparseA",
     "is_sparse",
     "sparse_inputs",
+    "sparse_index_error",
+    "check_sparse_indices",
+    "check_sparse_indices_unless_in_pass",
     "MSEHesspInputs",
     "mse_hessp_inputs",
     "mse_hessian_inputs",
@@ -669,13 +672,37 @@ def is_sparse(x: Any) -> bool:
     return _is_sparse(x)
 
 
-def sparse_inputs(A: Any, name: str = "A") -> SparseA:
+def sparse_index_error(name: str, fmt: str, minor: int) -> ValueError:
+    """The error of a sparse ``name`` with an index outside ``[0, minor)`` (raised here or by a CSR kernel)."""
+    return ValueError(f"{name} is a malformed {fmt.upper()} matrix: an index lies outside [0, {minor}) "
+                      f"(A.check_format() tells more)")
+
+
+def check_sparse_indices(A: SparseA, name: str = "A") -> None:
+    """Raise :func:`sparse_index_error` unless the index of every entry in use (``p < indptr[-1]``,
+    the entries a kernel reads) lies in range.
+
+    One pass over the indices: their largest value read as unsigned (a negative
+    index read so is above every valid one).
+    """
+    indices = A.indices[:A.indptr[-1]]
+    minor = A.shape[1] if A.fmt == "csr" else A.shape[0]
+    if indices.shape[0] and int(indices.view(np.uint32 if indices.dtype.itemsize == 4 else np.uint64).max()) >= minor:
+        raise sparse_index_error(name, A.fmt, minor)
+
+
+def sparse_inputs(A: Any, name: str = "A", *, check_indices: bool = True) -> SparseA:
     """Validate a scipy.sparse CSR/CSC ``A`` (matrix or array type); see :class:`SparseA`.
 
     Other sparse formats raise ``TypeError`` naming the conversion; malformed
     index arrays (indices out of range, ``indptr`` not nondecreasing from 0)
-    raise ``ValueError``.  Costs one pass over the indices (their largest value read
-    as unsigned), no copy.
+    raise ``ValueError``.  Costs one pass over the indices (:func:`check_sparse_indices`),
+    no copy.
+
+    ``check_indices=False`` leaves that pass to the caller: the sparse MSE
+    functions call :func:`check_sparse_indices` unless the CSR kernels check the
+    indices in their own pass (``fastgrad._config.sparse_checks_in_pass``; their
+    protocol then raises :func:`sparse_index_error`).
     """
     fmt = getattr(A, "format", None)
     if fmt not in ("csr", "csc"):
@@ -700,11 +727,16 @@ def sparse_inputs(A: Any, name: str = "A") -> SparseA:
     if indptr[0] != 0 or indptr[-1] > nnz or (major and np.any(indptr[1:] < indptr[:-1])):
         raise ValueError(f"{name} is a malformed {fmt.upper()} matrix: indptr must rise from 0 to at most "
                          f"nnz = {nnz} (A.check_format() tells more)")
-    # one pass for both bounds: a negative index read as unsigned is above every valid one
-    if nnz and int(indices.view(np.uint32 if indices.dtype.itemsize == 4 else np.uint64).max()) >= minor:
-        raise ValueError(f"{name} is a malformed {fmt.upper()} matrix: an index lies outside [0, {minor}) "
-                         f"(A.check_format() tells more)")
-    return SparseA(fmt, indptr, indices, data, (N, D))
+    checked = SparseA(fmt, indptr, indices, data, (N, D))
+    if check_indices:
+        check_sparse_indices(checked, name)
+    return checked
+
+
+def check_sparse_indices_unless_in_pass(A: SparseA, K: int) -> None:
+    """:func:`check_sparse_indices`, unless the CSR kernels of a pass with K outputs check them."""
+    if not (A.fmt == "csr" and A.shape[1] > 0 and _config.sparse_checks_in_pass(int(A.indptr[-1]), A.shape[0], K)):
+        check_sparse_indices(A)
 
 
 def _weights_and_scale(sample_weight: Any, N: int, K: int, a_shape: tuple[int, ...], reduction: str,
@@ -724,10 +756,10 @@ def _weights_and_scale(sample_weight: Any, N: int, K: int, a_shape: tuple[int, .
     return s, (1.0 / (K * total) if reduction == "mean" else 1.0)
 
 
-def _matrix_input(A: Any) -> np.ndarray | SparseA:
-    """A dense A (any strides, in place; aligned) or a validated sparse one."""
+def _matrix_input(A: Any, check_indices: bool = True) -> np.ndarray | SparseA:
+    """A dense A (any strides, in place; aligned) or a validated sparse one (see :func:`sparse_inputs`)."""
     if _is_sparse(A):
-        return sparse_inputs(A)
+        return sparse_inputs(A, check_indices=check_indices)
     A = as_real(A, "A")
     check_ndim(A, "A", (2,), "2-D (N, D)")
     if not A.flags.aligned:
@@ -767,7 +799,7 @@ def mse_hessp_inputs(A: Any, v: Any, sample_weight: Any, alpha: Any, reduction: 
                      check_finite_: bool = False) -> MSEHesspInputs:
     """Validate ``mse_hessp(A, v, ...)``; see :class:`MSEHesspInputs`."""
     check_choice(reduction, "reduction", _REDUCTIONS)
-    A = _matrix_input(A)
+    A = _matrix_input(A, check_indices=False)  # a sparse A's indices: checked below, or by the kernel's pass
     v = as_real(v, "v")
     check_ndim(v, "v", (1, 2), "1-D (D,) or 2-D (D, K), shaped like w")
     N, D = A.shape
@@ -777,6 +809,8 @@ def mse_hessp_inputs(A: Any, v: Any, sample_weight: Any, alpha: Any, reduction: 
     K = 1 if v.ndim == 1 else v.shape[1]
     if K == 0 and reduction == "mean":
         raise ValueError(f"v has 0 columns (shape {v.shape}): the mean over zero outputs is undefined")
+    if isinstance(A, SparseA):
+        check_sparse_indices_unless_in_pass(A, K)
     alpha = check_alpha(alpha)
     if check_flag(check_finite_, "check_finite"):
         check_finite(A=A.data if isinstance(A, SparseA) else A, v=v)
@@ -832,10 +866,11 @@ def mse_sparse_inputs(A: Any, y: Any, w: Any, reduction: str, check_finite_: boo
                       sample_weight: Any = None, intercept: Any = None, alpha: Any = 0.0) -> SparseMSEInputs:
     """Validate ``(A, y, w)`` with a scipy.sparse CSR/CSC ``A``; see :class:`SparseMSEInputs`."""
     check_choice(reduction, "reduction", _REDUCTIONS)
-    Asp = sparse_inputs(A)
+    Asp = sparse_inputs(A, check_indices=False)  # its indices: checked below, or by the kernel's pass
     y = as_real(y, "y")
     w = as_real(w, "w")
     N, D, K = mse_shapes(A, y, w, reduction)
+    check_sparse_indices_unless_in_pass(Asp, K)
     alpha = check_alpha(alpha)
     b = None if intercept is None else as_real(intercept, "intercept")
     if b is not None:

@@ -262,8 +262,11 @@ def user_csr_hessp(const int[::1] indptr, const int[::1] indices, const double[:
     t_arr = np.zeros(1)
     cdef double[::1] G = G_arr
     cdef double[::1] t = t_arr
+    cdef int bad = 0
     with nogil:
-        csr_hessp_block(&indptr[0], &indices[0], &data[0], &v[0], NULL, 1, 0, N, &G[0], &t[0])
+        csr_hessp_block(&indptr[0], &indices[0], &data[0], &v[0], D, NULL, 1, 0, N, &G[0], &t[0], True, &bad)
+    if bad:
+        raise ValueError("an index out of range")
     return G_arr
 """
 

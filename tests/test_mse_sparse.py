@@ -191,6 +191,64 @@ def test_bad_sparse_inputs():
         _validate.mse_sparse_inputs(A * np.nan, np.ones(3), np.ones(3), "mean", True)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("D", "K"), [(100, 1), (100, 3), (6, 1)])  # checked in the kernels' pass or before
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("bad", ["-1", "D", "2**31-1"])
+@pytest.mark.parametrize("row", [0, 1000, 2000])  # first row, a row inside a block, the odd row at the end
+def test_a_csr_index_out_of_range_is_refused(backend, D, K, index_dtype, bad, row, rng, n_threads):
+    # long rows and one output: validation leaves the column indices to the kernels' row loops
+    # (sparse_checks_in_pass); every function of the family raises the validation's error, at
+    # every thread count, and writes nothing
+    N = 2001
+    A = _random_sparse(rng, N, D, 0.5, "csr_array", index_dtype)
+    assert _config.sparse_checks_in_pass(A.nnz, N, K) == (D == 100 and K == 1)
+    A.indices[A.indptr[row] + 1] = {"-1": -1, "D": D, "2**31-1": 2**31 - 1}[bad]  # the row's second entry
+    y = rng.standard_normal((N, K))
+    w = rng.standard_normal((D, K))
+    error = rf"A is a malformed CSR matrix: an index lies outside \[0, {D}\)"
+    out = np.full((D, K), 7.0)
+    for call in (lambda: fastgrad.mse_grad(A, y, w, out=out, backend=backend),
+                 lambda: fastgrad.mse_loss(A, y, w, backend=backend),
+                 lambda: fastgrad.mse_loss_and_grad(A, y, w, intercept=np.zeros(K), sample_weight=np.ones(N),
+                                                    backend=backend),
+                 lambda: fastgrad.mse_hessp(A, w, backend=backend),
+                 lambda: fastgrad.mse_hessp(A, w, sample_weight=np.ones(N), alpha=0.5, backend=backend),
+                 lambda: fastgrad.mse_hessian(A)):
+        with pytest.raises(ValueError, match=error):
+            call()
+    assert np.all(out == 7.0)
+    v = _validate.mse_sparse_inputs(A, y, w, "mean") if (D == 100 and K == 1) else None
+    if v is not None:  # the kernel alone (the protocol) raises it: validation passed it on
+        with pytest.raises(ValueError, match=error):
+            _config.kernels("mse_sparse", backend).csr_loss_grad(
+                v.A.indptr, v.A.indices, v.A.data, v.Y, v.W, None, None, v.scale, out, None, n_threads)
+        assert np.all(out == 7.0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_entries_past_the_last_row_are_not_read_or_checked(backend, rng):
+    # indptr[-1] < nnz: the stored entries past it belong to no row, so their indices are not checked
+    A = _random_sparse(rng, 40, 5, 0.5, "csr_array")
+    indices = np.concatenate([A.indices, [99]]).astype(A.indices.dtype)
+    data = np.concatenate([A.data, [1.0]])
+    B = scipy.sparse.csr_array((data, indices, A.indptr), shape=A.shape)
+    B.indices, B.data = indices, data  # scipy keeps the unused tail as given
+    y, w = rng.standard_normal(40), rng.standard_normal(5)
+    np.testing.assert_array_equal(fastgrad.mse_grad(B, y, w, backend=backend),
+                                  fastgrad.mse_grad(A, y, w, backend=backend))
+    np.testing.assert_array_equal(fastgrad.mse_hessp(B, w, backend=backend),
+                                  fastgrad.mse_hessp(A, w, backend=backend))
+
+
+def test_no_columns_but_entries_is_refused():
+    A = scipy.sparse.csr_array((np.ones(1), np.array([0], dtype=np.int32), np.array([0, 1, 1], dtype=np.int32)),
+                               shape=(2, 1))
+    A._shape = (2, 0)  # a CSR A of no columns with one entry (only a hand-made one has this)
+    with pytest.raises(ValueError, match=r"an index lies outside \[0, 0\)"):
+        _validate.mse_sparse_inputs(A, np.ones(2), np.ones(0), "mean")
+
+
 @pytest.mark.parametrize("backend", COMPILED)
 def test_wide_a_keeps_the_partials_small_and_the_bits(backend, rng, threads):
     # D = 2 * 10^6: one (D, 1) partial is 16 MB, so the 3000 rows go in blocks of 1500 (two partials)

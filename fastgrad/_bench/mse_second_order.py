@@ -83,8 +83,8 @@ def _sparse_setup(N, D, density):
 
 
 def _sparse_fastgrad(backend):
-    # the public function, as a user calls it: its validation reads the indices once more
-    # (their largest value, to refuse an index out of range before a kernel touches memory)
+    # the public function, as a user calls it: the column indices are checked, by a pass in
+    # validation (short rows) or in the kernel's own pass (long rows: sparse_checks_in_pass)
     return lambda d: (lambda: fastgrad.mse_grad(d["A"], d["y"], d["w"], backend=backend))
 
 

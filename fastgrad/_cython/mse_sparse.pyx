@@ -17,7 +17,9 @@ thread count.
 
 Preconditions (the caller's duty, done by ``fastgrad._validate.sparse_inputs``):
 indptr/indices C-contiguous int32 or int64 of one dtype, indptr nondecreasing
-from 0, every index in range; data float32/float64; Y (N, K) C-contiguous
+from 0, every index in range (a CSR A's column indices excepted where
+``fastgrad._config.sparse_checks_in_pass``: the row loops then check each one
+as they read it, and the protocol raises ``fastgrad._validate.sparse_index_error``); data float32/float64; Y (N, K) C-contiguous
 float32/float64; W, V (D, K) C-contiguous float64; s, b, gb None or float64.
 """
 
@@ -25,27 +27,55 @@ from cython.parallel cimport prange
 
 import numpy as np
 
-from fastgrad._config import row_blocks, sparse_row_blocks
+from fastgrad._config import row_blocks, sparse_checks_in_pass, sparse_row_blocks
+from fastgrad._validate import sparse_index_error
+
+# The K = 1 row loops come in two variants of one body, chosen at compile time by the type of
+# their last argument: trusted_columns (the indices were checked by validation) or
+# checked_columns (each index compared with D as it is read; fastgrad._config.sparse_checks_in_pass).
+ctypedef unsigned char trusted_columns
+ctypedef signed char checked_columns
+ctypedef fused column_check:
+    trusted_columns
+    checked_columns
+
 
 cdef double csr_rows_k1(const index_t* indptr, const index_t* indices, const data_t* data,
-                        const floating_y* Y, const double* w, const double* s, double b0,
-                        Py_ssize_t start, Py_ssize_t stop, double* g, double* gb) noexcept nogil:
+                        const floating_y* Y, const double* w, Py_ssize_t D, const double* s, double b0,
+                        Py_ssize_t start, Py_ssize_t stop, double* g, double* gb, int* bad,
+                        column_check variant) noexcept nogil:
     """One output (K = 1), rows two at a time: ``g[j] += s_i a_ij r_i``, ``gb += s_i r_i``; returns
     ``sum s_i r_i^2``.  The two rows' dot products are independent chains in flight together, and
     each loop runs over a row's entries once (at ~10 entries a row the loops' mispredicted exits
-    cost more than the entries)."""
+    cost more than the entries).  checked_columns: each column index is checked as it is read (the
+    row's largest, read as unsigned; the read itself clamped to D - 1), and a row pair with one
+    outside [0, D) sets ``bad[0]`` and ends the block before its scatter."""
     cdef Py_ssize_t i = start, p, p0, p1, p2
+    cdef size_t j, m0 = 0, m1 = 0, last = <size_t>(D - 1)
     cdef double sq = 0.0, acc_b = 0.0, d0, d1, r0, r1, q0, q1
     while i + 2 <= stop:
         p0 = indptr[i]
         p1 = indptr[i + 1]
         p2 = indptr[i + 2]
         d0 = 0.0
-        for p in range(p0, p1):
-            d0 = d0 + data[p] * w[indices[p]]
         d1 = 0.0
-        for p in range(p1, p2):
-            d1 = d1 + data[p] * w[indices[p]]
+        if column_check is trusted_columns:
+            for p in range(p0, p1):
+                d0 = d0 + data[p] * w[indices[p]]
+            for p in range(p1, p2):
+                d1 = d1 + data[p] * w[indices[p]]
+        else:
+            for p in range(p0, p1):
+                j = <size_t>indices[p]
+                m0 = j if j > m0 else m0
+                d0 = d0 + data[p] * w[j if j < last else last]
+            for p in range(p1, p2):
+                j = <size_t>indices[p]
+                m1 = j if j > m1 else m1
+                d1 = d1 + data[p] * w[j if j < last else last]
+            if m0 > last or m1 > last:
+                bad[0] = 1
+                return sq
         r0 = Y[i] - b0 - d0
         r1 = Y[i + 1] - b0 - d1
         q0 = r0 if s == NULL else s[i] * r0
@@ -61,8 +91,17 @@ cdef double csr_rows_k1(const index_t* indptr, const index_t* indices, const dat
         p0 = indptr[i]
         p1 = indptr[i + 1]
         d0 = 0.0
-        for p in range(p0, p1):
-            d0 = d0 + data[p] * w[indices[p]]
+        if column_check is trusted_columns:
+            for p in range(p0, p1):
+                d0 = d0 + data[p] * w[indices[p]]
+        else:
+            for p in range(p0, p1):
+                j = <size_t>indices[p]
+                m0 = j if j > m0 else m0
+                d0 = d0 + data[p] * w[j if j < last else last]
+            if m0 > last:
+                bad[0] = 1
+                return sq
         r0 = Y[i] - b0 - d0
         q0 = r0 if s == NULL else s[i] * r0
         sq = sq + q0 * r0
@@ -74,16 +113,21 @@ cdef double csr_rows_k1(const index_t* indptr, const index_t* indices, const dat
 
 
 cdef double csr_block(const index_t* indptr, const index_t* indices, const data_t* data,
-                      const floating_y* Y, const double* W, const double* s, const double* b,
+                      const floating_y* Y, const double* W, Py_ssize_t D, const double* s, const double* b,
                       Py_ssize_t K, Py_ssize_t start, Py_ssize_t stop,
-                      double* G, double* gb, double* r) noexcept nogil:
-    """Rows start <= i < stop: ``G[j, k] += s_i a_ij r_ik``, ``gb[k] += s_i r_ik``; returns ``sum s_i r_ik^2``."""
+                      double* G, double* gb, double* r, bint check, int* bad) noexcept nogil:
+    """Rows start <= i < stop: ``G[j, k] += s_i a_ij r_ik``, ``gb[k] += s_i r_ik``; returns ``sum s_i r_ik^2``.
+    ``check`` (K = 1 only): the column indices are checked in the pass, see ``csr_rows_k1``."""
     cdef Py_ssize_t i, k, p, p0, p1
     cdef double sq = 0.0, a, s_i, sr
     cdef const double* w_j
     cdef double* g_j
     if K == 1:
-        return csr_rows_k1(indptr, indices, data, Y, W, s, 0.0 if b == NULL else b[0], start, stop, G, gb)
+        if check:
+            return csr_rows_k1(indptr, indices, data, Y, W, D, s, 0.0 if b == NULL else b[0], start, stop, G, gb,
+                               bad, <checked_columns>0)
+        return csr_rows_k1(indptr, indices, data, Y, W, D, s, 0.0 if b == NULL else b[0], start, stop, G, gb,
+                           bad, <trusted_columns>0)
     for i in range(start, stop):
         p0 = indptr[i]
         p1 = indptr[i + 1]
@@ -109,21 +153,36 @@ cdef double csr_block(const index_t* indptr, const index_t* indices, const data_
 
 
 cdef void csr_hessp_rows_k1(const index_t* indptr, const index_t* indices, const data_t* data,
-                            const double* v, const double* s, Py_ssize_t start, Py_ssize_t stop,
-                            double* g) noexcept nogil:
-    """One output (K = 1), rows two at a time: ``g[j] += a_ij s_i sum_l a_il v_l`` (as ``csr_rows_k1``)."""
+                            const double* v, Py_ssize_t D, const double* s, Py_ssize_t start, Py_ssize_t stop,
+                            double* g, int* bad, column_check variant) noexcept nogil:
+    """One output (K = 1), rows two at a time: ``g[j] += a_ij s_i sum_l a_il v_l`` (as ``csr_rows_k1``,
+    the column indices checked the same way in its checked_columns variant)."""
     cdef Py_ssize_t i = start, p, p0, p1, p2
+    cdef size_t j, m0 = 0, m1 = 0, last = <size_t>(D - 1)
     cdef double d0, d1, t0, t1
     while i + 2 <= stop:
         p0 = indptr[i]
         p1 = indptr[i + 1]
         p2 = indptr[i + 2]
         d0 = 0.0
-        for p in range(p0, p1):
-            d0 = d0 + data[p] * v[indices[p]]
         d1 = 0.0
-        for p in range(p1, p2):
-            d1 = d1 + data[p] * v[indices[p]]
+        if column_check is trusted_columns:
+            for p in range(p0, p1):
+                d0 = d0 + data[p] * v[indices[p]]
+            for p in range(p1, p2):
+                d1 = d1 + data[p] * v[indices[p]]
+        else:
+            for p in range(p0, p1):
+                j = <size_t>indices[p]
+                m0 = j if j > m0 else m0
+                d0 = d0 + data[p] * v[j if j < last else last]
+            for p in range(p1, p2):
+                j = <size_t>indices[p]
+                m1 = j if j > m1 else m1
+                d1 = d1 + data[p] * v[j if j < last else last]
+            if m0 > last or m1 > last:
+                bad[0] = 1
+                return
         t0 = d0 if s == NULL else d0 * s[i]
         t1 = d1 if s == NULL else d1 * s[i + 1]
         for p in range(p0, p1):
@@ -135,23 +194,35 @@ cdef void csr_hessp_rows_k1(const index_t* indptr, const index_t* indices, const
         p0 = indptr[i]
         p1 = indptr[i + 1]
         d0 = 0.0
-        for p in range(p0, p1):
-            d0 = d0 + data[p] * v[indices[p]]
+        if column_check is trusted_columns:
+            for p in range(p0, p1):
+                d0 = d0 + data[p] * v[indices[p]]
+        else:
+            for p in range(p0, p1):
+                j = <size_t>indices[p]
+                m0 = j if j > m0 else m0
+                d0 = d0 + data[p] * v[j if j < last else last]
+            if m0 > last:
+                bad[0] = 1
+                return
         t0 = d0 if s == NULL else d0 * s[i]
         for p in range(p0, p1):
             g[indices[p]] = g[indices[p]] + data[p] * t0
 
 
 cdef void csr_hessp_block(const index_t* indptr, const index_t* indices, const data_t* data,
-                          const double* V, const double* s, Py_ssize_t K, Py_ssize_t start, Py_ssize_t stop,
-                          double* G, double* t) noexcept nogil:
-    """Rows start <= i < stop: ``G[j, k] += a_ij s_i sum_l a_il v_lk``."""
+                          const double* V, Py_ssize_t D, const double* s, Py_ssize_t K, Py_ssize_t start,
+                          Py_ssize_t stop, double* G, double* t, bint check, int* bad) noexcept nogil:
+    """Rows start <= i < stop: ``G[j, k] += a_ij s_i sum_l a_il v_lk``; ``check`` as in ``csr_block``."""
     cdef Py_ssize_t i, k, p, p0, p1
     cdef double a, s_i
     cdef const double* v_l
     cdef double* g_j
     if K == 1:
-        csr_hessp_rows_k1(indptr, indices, data, V, s, start, stop, G)
+        if check:
+            csr_hessp_rows_k1(indptr, indices, data, V, D, s, start, stop, G, bad, <checked_columns>0)
+        else:
+            csr_hessp_rows_k1(indptr, indices, data, V, D, s, start, stop, G, bad, <trusted_columns>0)
         return
     for i in range(start, stop):
         p0 = indptr[i]
@@ -223,10 +294,14 @@ def _csr_loss_grad(const index_t[::1] indptr, const index_t[::1] indices, const 
     GB_arr = np.zeros((nb, K))
     SQ_arr = np.zeros(nb)
     R_arr = np.empty((nb, max(K, 1)))
+    BAD_arr = np.zeros(nb, dtype=np.intc)
     cdef double[:, :, ::1] G = G_arr
     cdef double[:, ::1] GB = GB_arr
     cdef double[::1] SQ = SQ_arr
     cdef double[:, ::1] R = R_arr
+    cdef int[::1] BAD = BAD_arr
+    cdef int bad = 0
+    cdef bint check = sparse_checks_in_pass(indptr[N], N, K) and D > 0
     cdef double* gbp = NULL
     cdef double[::1] gbv
     if gb is not None:
@@ -243,8 +318,14 @@ def _csr_loss_grad(const index_t[::1] indptr, const index_t[::1] indices, const 
                     stop = N
                 SQ[q] = csr_block(&indptr[0], &indices[0] if indices.shape[0] else NULL,
                                   &data[0] if data.shape[0] else NULL, &Y[0, 0],
-                                  &W[0, 0] if D > 0 else NULL, sp, bp,
-                                  K, start, stop, &G[q, 0, 0] if D > 0 else NULL, &GB[q, 0], &R[q, 0])
+                                  &W[0, 0] if D > 0 else NULL, D, sp, bp,
+                                  K, start, stop, &G[q, 0, 0] if D > 0 else NULL, &GB[q, 0], &R[q, 0],
+                                  check, &BAD[q])
+        for q in range(nb):
+            bad = bad | BAD[q]
+    if bad:  # out and gb untouched
+        raise sparse_index_error("A", "csr", D)
+    with nogil:
         for j in range(D):
             for k in range(K):
                 acc = 0.0
@@ -333,8 +414,12 @@ def _csr_hessp(const index_t[::1] indptr, const index_t[::1] indices, const data
     cdef double acc
     G_arr = np.zeros((nb, D, K))
     T_arr = np.empty((nb, max(K, 1)))
+    BAD_arr = np.zeros(nb, dtype=np.intc)
     cdef double[:, :, ::1] G = G_arr
     cdef double[:, ::1] T = T_arr
+    cdef int[::1] BAD = BAD_arr
+    cdef int bad = 0
+    cdef bint check = sparse_checks_in_pass(indptr[N], N, K) and D > 0
     with nogil:
         if N > 0 and D > 0 and K > 0:
             for q in prange(nb, schedule='static', num_threads=n_threads, use_threads_if=n_threads > 1):
@@ -343,8 +428,13 @@ def _csr_hessp(const index_t[::1] indptr, const index_t[::1] indices, const data
                 if stop > N:
                     stop = N
                 csr_hessp_block(&indptr[0], &indices[0] if indices.shape[0] else NULL,
-                                &data[0] if data.shape[0] else NULL, &V[0, 0], sp, K, start, stop,
-                                &G[q, 0, 0], &T[q, 0])
+                                &data[0] if data.shape[0] else NULL, &V[0, 0], D, sp, K, start, stop,
+                                &G[q, 0, 0], &T[q, 0], check, &BAD[q])
+        for q in range(nb):
+            bad = bad | BAD[q]
+    if bad:  # out untouched
+        raise sparse_index_error("A", "csr", D)
+    with nogil:
         for j in range(D):
             for k in range(K):
                 acc = 0.0

@@ -19,7 +19,7 @@ from numba import njit
 
 from .. import _config
 
-__all__ = ["jit_targets", "launch", "launch_one_target"]
+__all__ = ["jit_targets", "variant", "launch", "launch_one_target"]
 
 
 def jit_targets(fn: Callable, flags: dict | None = None) -> tuple[Any, Any]:
@@ -33,6 +33,23 @@ def jit_targets(fn: Callable, flags: dict | None = None) -> tuple[Any, Any]:
     twin.__module__ = fn.__module__
     parallel = njit(**dict(flags, parallel=_config.NUMBA_PARALLEL_OPTIONS))(twin)
     return serial, parallel
+
+
+def variant(fn: Callable, suffix: str, **constants: Any) -> Callable:
+    """A copy of ``fn`` whose module globals named in ``constants`` take the given values.
+
+    Numba compiles a global as a constant, so ``njit`` of the copy is another
+    specialisation of the one body (its branches on those globals folded away).
+    The copy has its own ``__qualname__`` (``<name>_<suffix>``) for Numba's
+    on-disk cache.  The globals are copied when this is called: define ``fn``
+    after everything it calls.
+    """
+    twin = types.FunctionType(fn.__code__, dict(fn.__globals__, **constants), fn.__name__ + "_" + suffix,
+                              fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_" + suffix
+    twin.__doc__ = fn.__doc__
+    twin.__module__ = fn.__module__
+    return twin
 
 
 def launch(serial: Any, parallel: Any, n_threads: int, *args: Any) -> Any:

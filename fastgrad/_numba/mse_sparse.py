@@ -39,7 +39,10 @@ machine code gives the same bits at every count.
 
 Preconditions (the caller's duty, done by ``fastgrad._validate.sparse_inputs``
 and ``mse_sparse_inputs``): indptr/indices 1-D C-contiguous int32 or int64,
-indptr nondecreasing from 0, every index in range; data 1-D float32/float64;
+indptr nondecreasing from 0, every index in range (a CSR A's column indices
+excepted where ``fastgrad._config.sparse_checks_in_pass``: the row loops then
+check each one as they read it, and the protocol raises
+``fastgrad._validate.sparse_index_error``); data 1-D float32/float64;
 Y (N, K) C-contiguous float32/float64; W and V (D, K) C-contiguous float64;
 s None or float64 (N,); b None or float64 (K,); out (D, K) float64 writeable;
 gb None or (K,) float64 writeable.
@@ -52,11 +55,14 @@ from numba import njit, prange
 
 from .. import _config
 from .._config import NUMBA_EXACT_FLAGS, NUMBA_FLAGS
-from ._targets import jit_targets, launch, launch_one_target
+from .._validate import sparse_index_error
+from ._targets import jit_targets, launch, launch_one_target, variant
 from .mse import row_blocks
 
 #: Rows per block of a CSR A: ``fastgrad._config.sparse_row_blocks`` compiled.
 sparse_row_blocks = njit(**NUMBA_FLAGS)(_config.sparse_row_blocks)
+#: Whether the CSR row loops check the column indices: ``fastgrad._config.sparse_checks_in_pass`` compiled.
+sparse_checks_in_pass = njit(**NUMBA_FLAGS)(_config.sparse_checks_in_pass)
 
 __all__ = [
     # the backend protocol (see docs/architecture.md)
@@ -67,6 +73,10 @@ __all__ = [
     # the low-level API: @njit kernels usable in a user's own @njit code
     "csr_block",
     "csr_hessp_block",
+    "csr_rows_k1",
+    "csr_rows_k1_checked",
+    "csr_hessp_rows_k1",
+    "csr_hessp_rows_k1_checked",
     "mse_csr",
     "mse_csr_parallel",
     "mse_csc",
@@ -94,8 +104,14 @@ def _offset(b, k):
     return b[k]
 
 
-@njit(**NUMBA_FLAGS)
-def csr_rows_k1(indptr, indices, data, Y, w, s, b0, start, stop, g, gb):
+#: The K = 1 row loops come in two variants of one body: with CHECK_COLUMNS False
+#: the column indices were checked by validation; with it True (the ``_checked``
+#: variants, ``fastgrad._config.sparse_checks_in_pass``) each is compared with D
+#: as it is read.
+CHECK_COLUMNS = False
+
+
+def _csr_rows_k1(indptr, indices, data, Y, w, s, b0, start, stop, g, gb, bad):
     r"""One output (K = 1), rows ``start <= i < stop`` two at a time: ``g[j] += s_i a_ij r_i``, ``gb += s_i r_i``.
 
     ``r_i = y_i - b0 - sum_p data_p w[indices_p]``; returns ``sum_i s_i r_i^2``.
@@ -103,9 +119,15 @@ def csr_rows_k1(indptr, indices, data, Y, w, s, b0, start, stop, g, gb):
     of ~100 entries has one chain of FMA latencies otherwise), and each loop
     runs over a row's entries once, with no remainder loops: at ~10 entries a
     row the mispredicted exits of the loops cost more than the entries.  Positions
-    and indices unsigned: no negative-index wraparound code per entry.  Compiled
-    with fastgrad's fast-math flags (re-association and FMA contraction).
+    and indices unsigned: no negative-index wraparound code per entry.  The
+    checked variant reads each column index once in the dot product, keeps the
+    row's largest and clamps the read to D - 1: a row pair with an index outside
+    [0, D) sets ``bad[0]`` and ends the block before its scatter.  Compiled with
+    fastgrad's fast-math flags (re-association and FMA contraction).
     """
+    last = np.uint64(w.shape[0] - 1)
+    m0 = np.uint64(0)
+    m1 = np.uint64(0)
     sq = 0.0
     acc_b = 0.0
     i = start
@@ -114,11 +136,24 @@ def csr_rows_k1(indptr, indices, data, Y, w, s, b0, start, stop, g, gb):
         p1 = np.uint64(indptr[i + 1])
         p2 = np.uint64(indptr[i + 2])
         d0 = 0.0
-        for p in range(p0, p1):
-            d0 += data[p] * w[np.uint64(indices[p])]
         d1 = 0.0
-        for p in range(p1, p2):
-            d1 += data[p] * w[np.uint64(indices[p])]
+        if CHECK_COLUMNS:
+            for p in range(p0, p1):
+                j = np.uint64(indices[p])
+                m0 = max(m0, j)
+                d0 += data[p] * w[min(j, last)]
+            for p in range(p1, p2):
+                j = np.uint64(indices[p])
+                m1 = max(m1, j)
+                d1 += data[p] * w[min(j, last)]
+            if max(m0, m1) > last:
+                bad[0] = 1
+                return sq
+        else:
+            for p in range(p0, p1):
+                d0 += data[p] * w[np.uint64(indices[p])]
+            for p in range(p1, p2):
+                d1 += data[p] * w[np.uint64(indices[p])]
         r0 = Y[i, 0] - b0 - d0
         r1 = Y[i + 1, 0] - b0 - d1
         q0 = _weight(s, i) * r0
@@ -134,8 +169,17 @@ def csr_rows_k1(indptr, indices, data, Y, w, s, b0, start, stop, g, gb):
         p0 = np.uint64(indptr[i])
         p1 = np.uint64(indptr[i + 1])
         d0 = 0.0
-        for p in range(p0, p1):
-            d0 += data[p] * w[np.uint64(indices[p])]
+        if CHECK_COLUMNS:
+            for p in range(p0, p1):
+                j = np.uint64(indices[p])
+                m0 = max(m0, j)
+                d0 += data[p] * w[min(j, last)]
+            if m0 > last:
+                bad[0] = 1
+                return sq
+        else:
+            for p in range(p0, p1):
+                d0 += data[p] * w[np.uint64(indices[p])]
         r0 = Y[i, 0] - b0 - d0
         q0 = _weight(s, i) * r0
         sq += q0 * r0
@@ -146,20 +190,40 @@ def csr_rows_k1(indptr, indices, data, Y, w, s, b0, start, stop, g, gb):
     return sq
 
 
-@njit(**NUMBA_FLAGS)
-def csr_hessp_rows_k1(indptr, indices, data, v, s, start, stop, g):
-    r"""One output (K = 1), rows two at a time: ``g[j] += a_ij s_i sum_l a_il v_l`` (as :func:`csr_rows_k1`)."""
+csr_rows_k1 = njit(**NUMBA_FLAGS)(_csr_rows_k1)
+csr_rows_k1_checked = njit(**NUMBA_FLAGS)(variant(_csr_rows_k1, "checked", CHECK_COLUMNS=True))
+
+
+def _csr_hessp_rows_k1(indptr, indices, data, v, s, start, stop, g, bad):
+    r"""One output (K = 1), rows two at a time: ``g[j] += a_ij s_i sum_l a_il v_l`` (as :func:`csr_rows_k1`,
+    the checked variant checking the column indices the same way)."""
+    last = np.uint64(v.shape[0] - 1)
+    m0 = np.uint64(0)
+    m1 = np.uint64(0)
     i = start
     while i + 2 <= stop:
         p0 = np.uint64(indptr[i])
         p1 = np.uint64(indptr[i + 1])
         p2 = np.uint64(indptr[i + 2])
         d0 = 0.0
-        for p in range(p0, p1):
-            d0 += data[p] * v[np.uint64(indices[p])]
         d1 = 0.0
-        for p in range(p1, p2):
-            d1 += data[p] * v[np.uint64(indices[p])]
+        if CHECK_COLUMNS:
+            for p in range(p0, p1):
+                j = np.uint64(indices[p])
+                m0 = max(m0, j)
+                d0 += data[p] * v[min(j, last)]
+            for p in range(p1, p2):
+                j = np.uint64(indices[p])
+                m1 = max(m1, j)
+                d1 += data[p] * v[min(j, last)]
+            if max(m0, m1) > last:
+                bad[0] = 1
+                return
+        else:
+            for p in range(p0, p1):
+                d0 += data[p] * v[np.uint64(indices[p])]
+            for p in range(p1, p2):
+                d1 += data[p] * v[np.uint64(indices[p])]
         t0 = d0 * _weight(s, i)
         t1 = d1 * _weight(s, i + 1)
         for p in range(p0, p1):
@@ -171,25 +235,42 @@ def csr_hessp_rows_k1(indptr, indices, data, v, s, start, stop, g):
         p0 = np.uint64(indptr[i])
         p1 = np.uint64(indptr[i + 1])
         d0 = 0.0
-        for p in range(p0, p1):
-            d0 += data[p] * v[np.uint64(indices[p])]
+        if CHECK_COLUMNS:
+            for p in range(p0, p1):
+                j = np.uint64(indices[p])
+                m0 = max(m0, j)
+                d0 += data[p] * v[min(j, last)]
+            if m0 > last:
+                bad[0] = 1
+                return
+        else:
+            for p in range(p0, p1):
+                d0 += data[p] * v[np.uint64(indices[p])]
         t0 = d0 * _weight(s, i)
         for p in range(p0, p1):
             g[np.uint64(indices[p])] += data[p] * t0
 
 
+csr_hessp_rows_k1 = njit(**NUMBA_FLAGS)(_csr_hessp_rows_k1)
+csr_hessp_rows_k1_checked = njit(**NUMBA_FLAGS)(variant(_csr_hessp_rows_k1, "checked", CHECK_COLUMNS=True))
+
+
 @njit(**NUMBA_EXACT_FLAGS)
-def csr_block(indptr, indices, data, Y, W, s, b, start, stop, G, gb):
+def csr_block(indptr, indices, data, Y, W, s, b, start, stop, G, gb, check, bad):
     r"""Rows ``start <= i < stop`` of a CSR A: ``G[j, k] += s_i a_ij r_ik``, ``gb[k] += s_i r_ik``.
 
     ``r_ik = y_ik - b_k - sum_p data_p w[indices_p, k]``; returns ``sum_ik s_i r_ik^2``.
     G (D, K) and gb (K,) float64 are the block's partials (un-scaled, sign-flipped).
+    ``check`` (K = 1 only): the column indices are checked in the pass (``csr_rows_k1_checked``).
     """
     K = Y.shape[1]
     sq = 0.0
     if K == 1:
+        if check:
+            return csr_rows_k1_checked(indptr, indices, data, Y, W.reshape(W.shape[0]), s, _offset(b, 0),
+                                       start, stop, G.reshape(G.shape[0]), gb, bad)
         return csr_rows_k1(indptr, indices, data, Y, W.reshape(W.shape[0]), s, _offset(b, 0),
-                            start, stop, G.reshape(G.shape[0]), gb)
+                           start, stop, G.reshape(G.shape[0]), gb, bad)
     r = np.empty(K)
     for i in range(start, stop):
         p0 = indptr[i]
@@ -238,9 +319,11 @@ def _combine(G, GB, SQ, scale, out, gb):
 
 
 def _mse_csr(indptr, indices, data, Y, W, s, b, scale, out, gb):
-    r"""Loss and gradients of the MSE with a CSR A; writes ``out`` (and ``gb``), returns the loss.
+    r"""Loss and gradients of the MSE with a CSR A; writes ``out`` (and ``gb``), returns ``(loss, True)``.
 
-    Every row block's partials (``prange``), then combined in block order.
+    Every row block's partials (``prange``), then combined in block order.  A
+    column index outside [0, D) found in the pass returns ``(nan, False)`` with
+    nothing written.
     Compiled twice: ``mse_csr`` (serial) and ``mse_csr_parallel``.
     """
     N, K = Y.shape
@@ -250,10 +333,15 @@ def _mse_csr(indptr, indices, data, Y, W, s, b, scale, out, gb):
     G = np.zeros((nb, D, K))
     GB = np.zeros((nb, K))
     SQ = np.zeros(nb)
+    BAD = np.zeros(nb, np.int32)
+    check = sparse_checks_in_pass(indptr[N], N, K) and D > 0
     for q in prange(nb):
         start = q * rows
-        SQ[q] = csr_block(indptr, indices, data, Y, W, s, b, start, min(start + rows, N), G[q], GB[q])
-    return _combine(G, GB, SQ, scale, out, gb)
+        SQ[q] = csr_block(indptr, indices, data, Y, W, s, b, start, min(start + rows, N), G[q], GB[q], check,
+                          BAD[q:q + 1])
+    if BAD.any():  # out and gb untouched
+        return np.nan, False
+    return _combine(G, GB, SQ, scale, out, gb), True
 
 
 mse_csr, mse_csr_parallel = jit_targets(_mse_csr, NUMBA_EXACT_FLAGS)
@@ -329,11 +417,17 @@ mse_csc, mse_csc_parallel = jit_targets(_mse_csc, NUMBA_EXACT_FLAGS)
 
 
 @njit(**NUMBA_EXACT_FLAGS)
-def csr_hessp_block(indptr, indices, data, V, s, start, stop, G):
-    r"""Rows ``start <= i < stop`` of a CSR A: ``G[j, k] += a_ij s_i sum_l a_il v_lk`` (G (D, K))."""
+def csr_hessp_block(indptr, indices, data, V, s, start, stop, G, check, bad):
+    r"""Rows ``start <= i < stop`` of a CSR A: ``G[j, k] += a_ij s_i sum_l a_il v_lk`` (G (D, K));
+    ``check`` as in :func:`csr_block`."""
     K = V.shape[1]
     if K == 1:
-        csr_hessp_rows_k1(indptr, indices, data, V.reshape(V.shape[0]), s, start, stop, G.reshape(G.shape[0]))
+        if check:
+            csr_hessp_rows_k1_checked(indptr, indices, data, V.reshape(V.shape[0]), s, start, stop,
+                                      G.reshape(G.shape[0]), bad)
+        else:
+            csr_hessp_rows_k1(indptr, indices, data, V.reshape(V.shape[0]), s, start, stop, G.reshape(G.shape[0]),
+                              bad)
         return
     t = np.empty(K)
     for i in range(start, stop):
@@ -356,21 +450,29 @@ def csr_hessp_block(indptr, indices, data, V, s, start, stop, G):
 
 
 def _hessp_csr(indptr, indices, data, V, s, scale, alpha, out):
-    r"""``out = 2 scale A^T S A v + 2 alpha v`` with a CSR A: block partials, combined in block order."""
+    r"""``out = 2 scale A^T S A v + 2 alpha v`` with a CSR A: block partials, combined in block order.
+
+    Returns False, with nothing written, when the pass finds a column index outside [0, D).
+    """
     D, K = V.shape
     N = indptr.shape[0] - 1
     rows = sparse_row_blocks(N, D, K)
     nb = (N + rows - 1) // rows
     G = np.zeros((nb, D, K))
+    BAD = np.zeros(nb, np.int32)
+    check = sparse_checks_in_pass(indptr[N], N, K) and D > 0
     for q in prange(nb):
         start = q * rows
-        csr_hessp_block(indptr, indices, data, V, s, start, min(start + rows, N), G[q])
+        csr_hessp_block(indptr, indices, data, V, s, start, min(start + rows, N), G[q], check, BAD[q:q + 1])
+    if BAD.any():  # out untouched
+        return False
     for j in range(D):
         for k in range(K):
             acc = 0.0
             for q in range(nb):
                 acc += G[q, j, k]
             out[j, k] = 2.0 * scale * acc + 2.0 * alpha * V[j, k]
+    return True
 
 
 hessp_csr, hessp_csr_parallel = jit_targets(_hessp_csr, NUMBA_EXACT_FLAGS)
@@ -398,8 +500,15 @@ hessp_csc, hessp_csc_parallel = jit_targets(_hessp_csc, NUMBA_EXACT_FLAGS)
 
 
 def csr_loss_grad(indptr, indices, data, Y, W, s, b, scale, out, gb, n_threads):
-    """Protocol: loss and gradients with a CSR A into ``out`` (D, K) and ``gb`` (K,) or None; returns the loss."""
-    return launch_one_target(mse_csr, mse_csr_parallel, n_threads, indptr, indices, data, Y, W, s, b, scale, out, gb)
+    """Protocol: loss and gradients with a CSR A into ``out`` (D, K) and ``gb`` (K,) or None; returns the loss.
+
+    Raises ``sparse_index_error`` (nothing written) when the pass finds a column index outside [0, D).
+    """
+    loss, ok = launch_one_target(mse_csr, mse_csr_parallel, n_threads, indptr, indices, data, Y, W, s, b, scale,
+                                 out, gb)
+    if not ok:
+        raise sparse_index_error("A", "csr", W.shape[0])
+    return loss
 
 
 def csc_loss_grad(indptr, indices, data, Y, W, s, b, scale, out, gb, n_threads):
@@ -408,8 +517,11 @@ def csc_loss_grad(indptr, indices, data, Y, W, s, b, scale, out, gb, n_threads):
 
 
 def csr_hessp(indptr, indices, data, N, V, s, scale, alpha, out, n_threads):
-    """Protocol: ``H v`` with a CSR A of N rows into ``out`` (D, K)."""
-    launch_one_target(hessp_csr, hessp_csr_parallel, n_threads, indptr, indices, data, V, s, scale, alpha, out)
+    """Protocol: ``H v`` with a CSR A of N rows into ``out`` (D, K); raises ``sparse_index_error``
+    (nothing written) when the pass finds a column index outside [0, D)."""
+    if not launch_one_target(hessp_csr, hessp_csr_parallel, n_threads, indptr, indices, data, V, s, scale, alpha,
+                             out):
+        raise sparse_index_error("A", "csr", V.shape[0])
 
 
 def csc_hessp(indptr, indices, data, N, V, s, scale, alpha, out, n_threads):
