@@ -76,6 +76,33 @@ def test_loss_grad_matches_the_dense_result(backend, N, D, K, density, cls, inde
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@given(N=st.integers(1, 300), D=st.integers(45, 90), density=st.sampled_from([0.8, 1.0]),
+       index_dtype=st.sampled_from([np.int32, np.int64]), dtype=st.sampled_from([np.float32, np.float64]),
+       weighted=st.booleans(), intercept=st.booleans(), seed=st.integers(0, 2**16))
+def test_long_rows_checked_in_the_pass_match_the_dense_result(backend, N, D, density, index_dtype, dtype,
+                                                               weighted, intercept, seed):
+    # 36 or more entries a row and one output: the row loops that check the indices as they read them
+    rng = np.random.default_rng(seed)
+    A = _random_sparse(rng, N, D, density, "csr_array", index_dtype, dtype)
+    assert _config.sparse_checks_in_pass(A.nnz, N, 1)
+    w, y = rng.standard_normal(D), rng.standard_normal(N)
+    s = rng.random(N) + 0.01 if weighted else None
+    b = rng.standard_normal(1) if intercept else None
+    loss, g, gb = _loss_grad(A, y, w, backend, 2, sample_weight=s, intercept=b)
+    rloss, rg, rgb = _dense(A, y, w, s, b)
+    tol = 1e-11
+    assert loss == pytest.approx(rloss, rel=tol, abs=tol)
+    np.testing.assert_allclose(g, rg, rtol=tol, atol=tol * (1 + np.abs(rg).max()))
+    if intercept:
+        np.testing.assert_allclose(gb, rgb, rtol=tol, atol=tol * (1 + np.abs(rgb).max()))
+    Ad = A.toarray().astype(np.float64)
+    S = np.ones(N) if s is None else s
+    hv = fastgrad.mse_hessp(A, w, sample_weight=s, backend=backend)
+    ref = (2.0 / S.sum()) * Ad.T @ (S * (Ad @ w))
+    np.testing.assert_allclose(hv, ref, rtol=1e-11, atol=1e-11 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 def test_empty_rows_and_columns_and_the_scipy_expression(backend, fmt, rng):
     dense = rng.standard_normal((500, 9)) * (rng.random((500, 9)) < 0.3)
@@ -140,11 +167,15 @@ def test_unsorted_indices_duplicates_and_explicit_zeros_are_the_matrix_they_desc
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 @pytest.mark.parametrize("K", [1, 3])
-def test_threads_give_the_same_bits(backend, fmt, K, rng, threads):
+@pytest.mark.parametrize("row_entries", ["short", "long"])  # long: K = 1 checks the indices in the pass
+def test_threads_give_the_same_bits(backend, fmt, K, row_entries, rng, threads):
     if fastgrad._config._max_threads() < 2:
         pytest.skip("needs 2 threads")
-    A = _random_sparse(rng, 30000, 40, 0.1, fmt + "_array")  # many row blocks
-    w, y, s, b = rng.standard_normal((40, K)), rng.standard_normal((30000, K)), rng.random(30000), np.ones(K)
+    D, density = (40, 0.1) if row_entries == "short" else (80, 0.6)
+    A = _random_sparse(rng, 30000 if row_entries == "short" else 6000, D, density, fmt + "_array")  # many blocks
+    N = A.shape[0]
+    assert _config.sparse_checks_in_pass(A.nnz, N, K) == (row_entries == "long" and K == 1)
+    w, y, s, b = rng.standard_normal((D, K)), rng.standard_normal((N, K)), rng.random(N), np.ones(K)
     one = _loss_grad(A, y, w, backend, 1, s, b)
     two = _loss_grad(A, y, w, backend, 2, s, b)
     assert one[0] == two[0]
