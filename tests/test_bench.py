@@ -261,3 +261,30 @@ def test_plot_has_a_title_and_does_not_clip_long_labels(tmp_path):
     runner.plot(str(png), rows, info)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "cpu" in runner.machine() and "cores" in runner.machine()
+
+
+def test_the_json_keeps_every_round_and_states_pairs_them_with_the_floor(tmp_path):
+    # a floor that alternates between a fast (1 ms) and a slow (2 ms) state, round by round, and a
+    # kernel that takes 1.5 ms whatever the state: 1.5x the floor in fast rounds, 0.75x in slow ones
+    floor_times = [0.001, 0.002] * 3
+    case = Case("fake_kernel", "(1,)", lambda: {}, [
+        Contender("fastgrad-numba", "fastgrad", lambda d: (lambda: None)),
+        Contender("floor", "floor", lambda d: (lambda: None)),
+    ], targets={"floor": 1.25})
+    group = runner.time_case(case, rounds=6, target_s=0.0)
+    assert set(group["rounds"]) == {"fastgrad-numba", "floor"}
+    assert all(len(v) == 6 for v in group["rounds"].values())
+    group["rounds"] = {"fastgrad-numba": [0.0015] * 6, "floor": floor_times}
+    group["medians"] = {"fastgrad-numba": ("fastgrad", 0.0015), "floor": ("floor", 0.0015)}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"groups": [group]}))
+    states = _benchmarks_script("states")
+    (row,) = states.state_rows(json.loads(path.read_text()))
+    assert row["floor_fast_ms"] == pytest.approx(1.0) and row["floor_slow_ms"] == pytest.approx(2.0)
+    assert row["fast"] == pytest.approx(1.5) and row["slow"] == pytest.approx(0.75)
+    assert row["of_medians"] == pytest.approx(1.0) and row["target"] == 1.25
+    assert states.main([str(path)]) == 0
+    old = tmp_path / "old.json"  # a file written before the rounds were kept: says so, exit 1
+    del group["rounds"]
+    old.write_text(json.dumps({"groups": [group]}))
+    assert states.main([str(old)]) == 1

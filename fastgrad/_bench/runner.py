@@ -3,7 +3,8 @@
 Each case's contenders are timed interleaved (round-robin), so slow drifts of a
 noisy machine hit every contender alike; the figure kept is the median over
 rounds of the per-call time.  Ratios, never absolute times, are what the table
-and the regression guard compare.
+and the regression guard compare.  The JSON file keeps every round's times as
+well (``groups[i]["rounds"]``), for ``benchmarks/states.py``.
 """
 
 from __future__ import annotations
@@ -61,8 +62,10 @@ def time_case(case: Case, rounds: int, target_s: float) -> dict:
     del data
     gc.collect()
     med = {n: (fns[n][0], sorted(s)[len(s) // 2]) for n, s in samples.items()}
+    # the per-round times too: a round times every contender within a fraction of a second, so
+    # the rounds pair a contender with the floor in one memory state (benchmarks/states.py)
     return {"kernel": case.kernel, "label": case.label, "targets": case.targets,
-            "target_of": case.target_of, "medians": med}
+            "target_of": case.target_of, "medians": med, "rounds": samples}
 
 
 def _progress(total: int):
