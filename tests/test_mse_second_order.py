@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scipy.optimize import minimize
 
 import fastgrad
+from fastgrad import _validate
 
 
 def _closed_form(A, v, s=None, alpha=0.0, reduction="mean"):
@@ -286,3 +287,20 @@ def test_cython_kernels_by_cimport(tmp_path):
     print("ok" if ok else "mismatch")
     """
     run_user_extension(tmp_path, "user_second_order", USER_PYX, "mse_hessp.pxd", check)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_plain_call_skips_conversions_and_gives_the_same_bits(backend, rng):
+    # C-contiguous float64 A and a 1-D v, no keywords: validation returns views of v, and the
+    # result is bit for bit that of the full rules (a 2-D v of one column takes them)
+    A, v = rng.standard_normal((300, 7)), rng.standard_normal(7)
+    h = _validate.mse_hessp_inputs(A, v, None, 0.0, "mean")
+    assert np.shares_memory(h.VT, v) and h.VT.shape == (1, 7) and h.V.shape == (7, 1) and h.s is None
+    full = _validate.mse_hessp_inputs(A, v[:, None], None, 0.0, "mean")
+    assert (h.scale, h.alpha, h.dtype) == (full.scale, full.alpha, full.dtype) and h.v_shape == (7,)
+    np.testing.assert_array_equal(fastgrad.mse_hessp(A, v, backend=backend),
+                                  fastgrad.mse_hessp(A, v[:, None], backend=backend)[:, 0])
+    with pytest.raises(ValueError, match="A has 7 columns but v has 6 rows"):  # errors: the full rules
+        fastgrad.mse_hessp(A, v[:6], backend=backend)
+    with pytest.raises(ValueError, match="empty"):
+        fastgrad.mse_hessp(A[:0], v, backend=backend)
