@@ -103,6 +103,24 @@ def test_long_rows_checked_in_the_pass_match_the_dense_result(backend, N, D, den
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_long_rows_with_duplicates_unsorted_and_explicit_zeros_checked_in_the_pass(backend, rng):
+    # rows of 60 entries drawn with repetition from 50 columns, in no order, some of them 0: the
+    # row loops that check the indices read them as the matrix they describe (duplicates add)
+    N, D, per_row = 40, 50, 60
+    indices = rng.integers(0, D, size=N * per_row)
+    data = rng.standard_normal(N * per_row) * (rng.random(N * per_row) < 0.9)
+    A = scipy.sparse.csr_array((data, indices, np.arange(0, N * per_row + 1, per_row)), shape=(N, D))
+    assert not A.has_canonical_format and _config.sparse_checks_in_pass(A.nnz, N, 1)
+    w, y = rng.standard_normal(D), rng.standard_normal(N)
+    loss, g, _ = _loss_grad(A, y, w, backend, 2)
+    rloss, rg, _ = _dense(A, y, w)
+    assert loss == pytest.approx(rloss, rel=1e-12)
+    np.testing.assert_allclose(g, rg, rtol=1e-12, atol=1e-14 * np.abs(rg).max())
+    np.testing.assert_allclose(fastgrad.mse_hessp(A, w, backend=backend),
+                               fastgrad.mse_hessp(A.toarray(), w, backend="numpy"), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 def test_empty_rows_and_columns_and_the_scipy_expression(backend, fmt, rng):
     dense = rng.standard_normal((500, 9)) * (rng.random((500, 9)) < 0.3)
