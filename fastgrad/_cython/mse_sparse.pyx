@@ -40,74 +40,75 @@ ctypedef fused column_check:
     checked_columns
 
 
+cdef inline double row_dot(const index_t* indices, const data_t* data, const double* w, Py_ssize_t p0,
+                           Py_ssize_t p1, size_t last, size_t* largest, column_check variant) noexcept nogil:
+    """``sum_p data_p w[indices_p]`` over one row's entries p0 <= p < p1.  checked_columns: also
+    ``largest = max(largest, indices_p)`` (read as unsigned), the read of w clamped to ``last``."""
+    cdef Py_ssize_t p
+    cdef size_t j
+    cdef double d = 0.0
+    if column_check is trusted_columns:
+        for p in range(p0, p1):
+            d = d + data[p] * w[indices[p]]
+    else:
+        for p in range(p0, p1):
+            j = <size_t>indices[p]
+            largest[0] = j if j > largest[0] else largest[0]
+            d = d + data[p] * w[j if j < last else last]
+    return d
+
+
+cdef inline void row_scatter(const index_t* indices, const data_t* data, double q, Py_ssize_t p0, Py_ssize_t p1,
+                             double* g) noexcept nogil:
+    """``g[indices_p] += data_p q`` over one row's entries p0 <= p < p1."""
+    cdef Py_ssize_t p
+    for p in range(p0, p1):
+        g[indices[p]] = g[indices[p]] + data[p] * q
+
+
 cdef double csr_rows_k1(const index_t* indptr, const index_t* indices, const data_t* data,
                         const floating_y* Y, const double* w, Py_ssize_t D, const double* s, double b0,
                         Py_ssize_t start, Py_ssize_t stop, double* g, double* gb, int* bad,
                         column_check variant) noexcept nogil:
-    """One output (K = 1), rows two at a time: ``g[j] += s_i a_ij r_i``, ``gb += s_i r_i``; returns
-    ``sum s_i r_i^2``.  The two rows' dot products are independent chains in flight together, and
-    each loop runs over a row's entries once (at ~10 entries a row the loops' mispredicted exits
-    cost more than the entries).  checked_columns: each column index is checked as it is read (the
-    row's largest, read as unsigned; the read itself clamped to D - 1), and a row pair with one
-    outside [0, D) sets ``bad[0]`` and ends the block before its scatter."""
-    cdef Py_ssize_t i = start, p, p0, p1, p2
-    cdef size_t j, m0 = 0, m1 = 0, last = <size_t>(D - 1)
+    """One output (K = 1), rows two at a time: ``r_i = y_i - b0 - sum_p data_p w[indices_p]``,
+    ``g[j] += s_i a_ij r_i``, ``gb += s_i r_i``; returns ``sum s_i r_i^2``.  The two rows' dot
+    products are independent chains in flight together, and each loop runs over a row's entries
+    once (at ~10 entries a row the loops' mispredicted exits cost more than the entries).
+    checked_columns: a row pair with a column index outside [0, D) sets ``bad[0]`` and ends the
+    block before its scatter (see ``row_dot``)."""
+    cdef Py_ssize_t i = start, p0, p1, p2
+    cdef size_t m0 = 0, m1 = 0, last = <size_t>(D - 1)
     cdef double sq = 0.0, acc_b = 0.0, d0, d1, r0, r1, q0, q1
     while i + 2 <= stop:
         p0 = indptr[i]
         p1 = indptr[i + 1]
         p2 = indptr[i + 2]
-        d0 = 0.0
-        d1 = 0.0
-        if column_check is trusted_columns:
-            for p in range(p0, p1):
-                d0 = d0 + data[p] * w[indices[p]]
-            for p in range(p1, p2):
-                d1 = d1 + data[p] * w[indices[p]]
-        else:
-            for p in range(p0, p1):
-                j = <size_t>indices[p]
-                m0 = j if j > m0 else m0
-                d0 = d0 + data[p] * w[j if j < last else last]
-            for p in range(p1, p2):
-                j = <size_t>indices[p]
-                m1 = j if j > m1 else m1
-                d1 = d1 + data[p] * w[j if j < last else last]
-            if m0 > last or m1 > last:
-                bad[0] = 1
-                return sq
+        d0 = row_dot(indices, data, w, p0, p1, last, &m0, variant)
+        d1 = row_dot(indices, data, w, p1, p2, last, &m1, variant)
+        if m0 > last or m1 > last:
+            bad[0] = 1
+            return sq
         r0 = Y[i] - b0 - d0
         r1 = Y[i + 1] - b0 - d1
         q0 = r0 if s == NULL else s[i] * r0
         q1 = r1 if s == NULL else s[i + 1] * r1
         sq = sq + (q0 * r0 + q1 * r1)
         acc_b = acc_b + (q0 + q1)
-        for p in range(p0, p1):
-            g[indices[p]] = g[indices[p]] + data[p] * q0
-        for p in range(p1, p2):
-            g[indices[p]] = g[indices[p]] + data[p] * q1
+        row_scatter(indices, data, q0, p0, p1, g)
+        row_scatter(indices, data, q1, p1, p2, g)
         i = i + 2
     if i < stop:
         p0 = indptr[i]
         p1 = indptr[i + 1]
-        d0 = 0.0
-        if column_check is trusted_columns:
-            for p in range(p0, p1):
-                d0 = d0 + data[p] * w[indices[p]]
-        else:
-            for p in range(p0, p1):
-                j = <size_t>indices[p]
-                m0 = j if j > m0 else m0
-                d0 = d0 + data[p] * w[j if j < last else last]
-            if m0 > last:
-                bad[0] = 1
-                return sq
+        d0 = row_dot(indices, data, w, p0, p1, last, &m0, variant)
+        if m0 > last:
+            bad[0] = 1
+            return sq
         r0 = Y[i] - b0 - d0
         q0 = r0 if s == NULL else s[i] * r0
         sq = sq + q0 * r0
         acc_b = acc_b + q0
-        for p in range(p0, p1):
-            g[indices[p]] = g[indices[p]] + data[p] * q0
+        row_scatter(indices, data, q0, p0, p1, g)
     gb[0] = gb[0] + acc_b
     return sq
 
@@ -155,59 +156,34 @@ cdef double csr_block(const index_t* indptr, const index_t* indices, const data_
 cdef void csr_hessp_rows_k1(const index_t* indptr, const index_t* indices, const data_t* data,
                             const double* v, Py_ssize_t D, const double* s, Py_ssize_t start, Py_ssize_t stop,
                             double* g, int* bad, column_check variant) noexcept nogil:
-    """One output (K = 1), rows two at a time: ``g[j] += a_ij s_i sum_l a_il v_l`` (as ``csr_rows_k1``,
-    the column indices checked the same way in its checked_columns variant)."""
-    cdef Py_ssize_t i = start, p, p0, p1, p2
-    cdef size_t j, m0 = 0, m1 = 0, last = <size_t>(D - 1)
+    """One output (K = 1), rows two at a time: ``t_i = s_i sum_p data_p v[indices_p]``,
+    ``g[j] += a_ij t_i`` (as ``csr_rows_k1``, the column indices checked the same way)."""
+    cdef Py_ssize_t i = start, p0, p1, p2
+    cdef size_t m0 = 0, m1 = 0, last = <size_t>(D - 1)
     cdef double d0, d1, t0, t1
     while i + 2 <= stop:
         p0 = indptr[i]
         p1 = indptr[i + 1]
         p2 = indptr[i + 2]
-        d0 = 0.0
-        d1 = 0.0
-        if column_check is trusted_columns:
-            for p in range(p0, p1):
-                d0 = d0 + data[p] * v[indices[p]]
-            for p in range(p1, p2):
-                d1 = d1 + data[p] * v[indices[p]]
-        else:
-            for p in range(p0, p1):
-                j = <size_t>indices[p]
-                m0 = j if j > m0 else m0
-                d0 = d0 + data[p] * v[j if j < last else last]
-            for p in range(p1, p2):
-                j = <size_t>indices[p]
-                m1 = j if j > m1 else m1
-                d1 = d1 + data[p] * v[j if j < last else last]
-            if m0 > last or m1 > last:
-                bad[0] = 1
-                return
+        d0 = row_dot(indices, data, v, p0, p1, last, &m0, variant)
+        d1 = row_dot(indices, data, v, p1, p2, last, &m1, variant)
+        if m0 > last or m1 > last:
+            bad[0] = 1
+            return
         t0 = d0 if s == NULL else d0 * s[i]
         t1 = d1 if s == NULL else d1 * s[i + 1]
-        for p in range(p0, p1):
-            g[indices[p]] = g[indices[p]] + data[p] * t0
-        for p in range(p1, p2):
-            g[indices[p]] = g[indices[p]] + data[p] * t1
+        row_scatter(indices, data, t0, p0, p1, g)
+        row_scatter(indices, data, t1, p1, p2, g)
         i = i + 2
     if i < stop:
         p0 = indptr[i]
         p1 = indptr[i + 1]
-        d0 = 0.0
-        if column_check is trusted_columns:
-            for p in range(p0, p1):
-                d0 = d0 + data[p] * v[indices[p]]
-        else:
-            for p in range(p0, p1):
-                j = <size_t>indices[p]
-                m0 = j if j > m0 else m0
-                d0 = d0 + data[p] * v[j if j < last else last]
-            if m0 > last:
-                bad[0] = 1
-                return
+        d0 = row_dot(indices, data, v, p0, p1, last, &m0, variant)
+        if m0 > last:
+            bad[0] = 1
+            return
         t0 = d0 if s == NULL else d0 * s[i]
-        for p in range(p0, p1):
-            g[indices[p]] = g[indices[p]] + data[p] * t0
+        row_scatter(indices, data, t0, p0, p1, g)
 
 
 cdef void csr_hessp_block(const index_t* indptr, const index_t* indices, const data_t* data,

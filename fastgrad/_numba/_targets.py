@@ -38,8 +38,9 @@ def jit_targets(fn: Callable, flags: dict | None = None) -> tuple[Any, Any]:
 def variant(fn: Callable, suffix: str, **constants: Any) -> Callable:
     """A copy of ``fn`` whose module globals named in ``constants`` take the given values.
 
-    Numba compiles a global as a constant, so ``njit`` of the copy is another
-    specialisation of the one body (its branches on those globals folded away).
+    Numba compiles a global as a constant (a value, or a compiled function the
+    body calls), so ``njit`` of the copy is another specialisation of the one
+    body: its branches on those values folded away, or other functions called.
     The copy has its own ``__qualname__`` (``<name>_<suffix>``) for Numba's
     on-disk cache.  The globals are copied when this is called: define ``fn``
     after everything it calls.

@@ -73,6 +73,9 @@ __all__ = [
     # the low-level API: @njit kernels usable in a user's own @njit code
     "csr_block",
     "csr_hessp_block",
+    "row_dot",
+    "row_dot_checked",
+    "row_scatter",
     "csr_rows_k1",
     "csr_rows_k1_checked",
     "csr_hessp_rows_k1",
@@ -104,11 +107,41 @@ def _offset(b, k):
     return b[k]
 
 
-#: The K = 1 row loops come in two variants of one body: with CHECK_COLUMNS False
-#: the column indices were checked by validation; with it True (the ``_checked``
-#: variants, ``fastgrad._config.sparse_checks_in_pass``) each is compared with D
-#: as it is read.
-CHECK_COLUMNS = False
+@njit(**NUMBA_FLAGS)
+def row_dot(indices, data, w, p0, p1):
+    r"""``sum_p data_p w[indices_p]`` over one row's entries ``p0 <= p < p1``; returns it and 0 (see
+    :func:`row_dot_checked`)."""
+    d = 0.0
+    for p in range(p0, p1):
+        d += data[p] * w[np.uint64(indices[p])]
+    return d, np.uint64(0)
+
+
+@njit(**NUMBA_FLAGS)
+def row_dot_checked(indices, data, w, p0, p1):
+    r"""As :func:`row_dot`, each index also checked: returns the sum and the row's largest index
+    (read as unsigned, so a negative one is larger than any valid one), the reads of w clamped to
+    its last entry."""
+    last = np.uint64(w.shape[0] - 1)
+    largest = np.uint64(0)
+    d = 0.0
+    for p in range(p0, p1):
+        j = np.uint64(indices[p])
+        largest = max(largest, j)
+        d += data[p] * w[min(j, last)]
+    return d, largest
+
+
+@njit(**NUMBA_FLAGS)
+def row_scatter(indices, data, q, p0, p1, g):
+    r"""``g[indices_p] += data_p q`` over one row's entries ``p0 <= p < p1``."""
+    for p in range(p0, p1):
+        g[np.uint64(indices[p])] += data[p] * q
+
+
+# The K = 1 row loops below come in two variants of one body: with ``row_dot`` (the column
+# indices were checked by validation; its largest index is 0 and the test on it folds away)
+# and, as ``*_checked`` (fastgrad._config.sparse_checks_in_pass), with ``row_dot_checked``.
 
 
 def _csr_rows_k1(indptr, indices, data, Y, w, s, b0, start, stop, g, gb, bad):
@@ -119,15 +152,12 @@ def _csr_rows_k1(indptr, indices, data, Y, w, s, b0, start, stop, g, gb, bad):
     of ~100 entries has one chain of FMA latencies otherwise), and each loop
     runs over a row's entries once, with no remainder loops: at ~10 entries a
     row the mispredicted exits of the loops cost more than the entries.  Positions
-    and indices unsigned: no negative-index wraparound code per entry.  The
-    checked variant reads each column index once in the dot product, keeps the
-    row's largest and clamps the read to D - 1: a row pair with an index outside
-    [0, D) sets ``bad[0]`` and ends the block before its scatter.  Compiled with
-    fastgrad's fast-math flags (re-association and FMA contraction).
+    and indices unsigned: no negative-index wraparound code per entry.  A row
+    pair with a column index outside [0, D) (found by ``row_dot_checked``) sets
+    ``bad[0]`` and ends the block before its scatter.  Compiled with fastgrad's
+    fast-math flags (re-association and FMA contraction).
     """
     last = np.uint64(w.shape[0] - 1)
-    m0 = np.uint64(0)
-    m1 = np.uint64(0)
     sq = 0.0
     acc_b = 0.0
     i = start
@@ -135,124 +165,71 @@ def _csr_rows_k1(indptr, indices, data, Y, w, s, b0, start, stop, g, gb, bad):
         p0 = np.uint64(indptr[i])
         p1 = np.uint64(indptr[i + 1])
         p2 = np.uint64(indptr[i + 2])
-        d0 = 0.0
-        d1 = 0.0
-        if CHECK_COLUMNS:
-            for p in range(p0, p1):
-                j = np.uint64(indices[p])
-                m0 = max(m0, j)
-                d0 += data[p] * w[min(j, last)]
-            for p in range(p1, p2):
-                j = np.uint64(indices[p])
-                m1 = max(m1, j)
-                d1 += data[p] * w[min(j, last)]
-            if max(m0, m1) > last:
-                bad[0] = 1
-                return sq
-        else:
-            for p in range(p0, p1):
-                d0 += data[p] * w[np.uint64(indices[p])]
-            for p in range(p1, p2):
-                d1 += data[p] * w[np.uint64(indices[p])]
+        d0, m0 = row_dot(indices, data, w, p0, p1)
+        d1, m1 = row_dot(indices, data, w, p1, p2)
+        if max(m0, m1) > last:
+            bad[0] = 1
+            return sq
         r0 = Y[i, 0] - b0 - d0
         r1 = Y[i + 1, 0] - b0 - d1
         q0 = _weight(s, i) * r0
         q1 = _weight(s, i + 1) * r1
         sq += q0 * r0 + q1 * r1
         acc_b += q0 + q1
-        for p in range(p0, p1):
-            g[np.uint64(indices[p])] += data[p] * q0
-        for p in range(p1, p2):
-            g[np.uint64(indices[p])] += data[p] * q1
+        row_scatter(indices, data, q0, p0, p1, g)
+        row_scatter(indices, data, q1, p1, p2, g)
         i += 2
     if i < stop:
         p0 = np.uint64(indptr[i])
         p1 = np.uint64(indptr[i + 1])
-        d0 = 0.0
-        if CHECK_COLUMNS:
-            for p in range(p0, p1):
-                j = np.uint64(indices[p])
-                m0 = max(m0, j)
-                d0 += data[p] * w[min(j, last)]
-            if m0 > last:
-                bad[0] = 1
-                return sq
-        else:
-            for p in range(p0, p1):
-                d0 += data[p] * w[np.uint64(indices[p])]
+        d0, m0 = row_dot(indices, data, w, p0, p1)
+        if m0 > last:
+            bad[0] = 1
+            return sq
         r0 = Y[i, 0] - b0 - d0
         q0 = _weight(s, i) * r0
         sq += q0 * r0
         acc_b += q0
-        for p in range(p0, p1):
-            g[np.uint64(indices[p])] += data[p] * q0
+        row_scatter(indices, data, q0, p0, p1, g)
     gb[0] += acc_b
     return sq
 
 
 csr_rows_k1 = njit(**NUMBA_FLAGS)(_csr_rows_k1)
-csr_rows_k1_checked = njit(**NUMBA_FLAGS)(variant(_csr_rows_k1, "checked", CHECK_COLUMNS=True))
+csr_rows_k1_checked = njit(**NUMBA_FLAGS)(variant(_csr_rows_k1, "checked", row_dot=row_dot_checked))
 
 
 def _csr_hessp_rows_k1(indptr, indices, data, v, s, start, stop, g, bad):
-    r"""One output (K = 1), rows two at a time: ``g[j] += a_ij s_i sum_l a_il v_l`` (as :func:`csr_rows_k1`,
-    the checked variant checking the column indices the same way)."""
+    r"""One output (K = 1), rows two at a time: ``t_i = s_i sum_p data_p v[indices_p]``, ``g[j] += a_ij t_i``
+    (as :func:`csr_rows_k1`, the column indices checked the same way in the checked variant)."""
     last = np.uint64(v.shape[0] - 1)
-    m0 = np.uint64(0)
-    m1 = np.uint64(0)
     i = start
     while i + 2 <= stop:
         p0 = np.uint64(indptr[i])
         p1 = np.uint64(indptr[i + 1])
         p2 = np.uint64(indptr[i + 2])
-        d0 = 0.0
-        d1 = 0.0
-        if CHECK_COLUMNS:
-            for p in range(p0, p1):
-                j = np.uint64(indices[p])
-                m0 = max(m0, j)
-                d0 += data[p] * v[min(j, last)]
-            for p in range(p1, p2):
-                j = np.uint64(indices[p])
-                m1 = max(m1, j)
-                d1 += data[p] * v[min(j, last)]
-            if max(m0, m1) > last:
-                bad[0] = 1
-                return
-        else:
-            for p in range(p0, p1):
-                d0 += data[p] * v[np.uint64(indices[p])]
-            for p in range(p1, p2):
-                d1 += data[p] * v[np.uint64(indices[p])]
+        d0, m0 = row_dot(indices, data, v, p0, p1)
+        d1, m1 = row_dot(indices, data, v, p1, p2)
+        if max(m0, m1) > last:
+            bad[0] = 1
+            return
         t0 = d0 * _weight(s, i)
         t1 = d1 * _weight(s, i + 1)
-        for p in range(p0, p1):
-            g[np.uint64(indices[p])] += data[p] * t0
-        for p in range(p1, p2):
-            g[np.uint64(indices[p])] += data[p] * t1
+        row_scatter(indices, data, t0, p0, p1, g)
+        row_scatter(indices, data, t1, p1, p2, g)
         i += 2
     if i < stop:
         p0 = np.uint64(indptr[i])
         p1 = np.uint64(indptr[i + 1])
-        d0 = 0.0
-        if CHECK_COLUMNS:
-            for p in range(p0, p1):
-                j = np.uint64(indices[p])
-                m0 = max(m0, j)
-                d0 += data[p] * v[min(j, last)]
-            if m0 > last:
-                bad[0] = 1
-                return
-        else:
-            for p in range(p0, p1):
-                d0 += data[p] * v[np.uint64(indices[p])]
-        t0 = d0 * _weight(s, i)
-        for p in range(p0, p1):
-            g[np.uint64(indices[p])] += data[p] * t0
+        d0, m0 = row_dot(indices, data, v, p0, p1)
+        if m0 > last:
+            bad[0] = 1
+            return
+        row_scatter(indices, data, d0 * _weight(s, i), p0, p1, g)
 
 
 csr_hessp_rows_k1 = njit(**NUMBA_FLAGS)(_csr_hessp_rows_k1)
-csr_hessp_rows_k1_checked = njit(**NUMBA_FLAGS)(variant(_csr_hessp_rows_k1, "checked", CHECK_COLUMNS=True))
+csr_hessp_rows_k1_checked = njit(**NUMBA_FLAGS)(variant(_csr_hessp_rows_k1, "checked", row_dot=row_dot_checked))
 
 
 @njit(**NUMBA_EXACT_FLAGS)
